@@ -1,0 +1,65 @@
+"""Plain (non-Flink) Kafka clients: the settings every Python producer and reader here shares.
+
+confluent-kafka (librdkafka) rather than kafka-python: idempotent and transactional producers,
+read_committed consumers, and the Java clients' murmur2 partitioner, so a vehicle's events land on
+the same partition whether a Python bridge or a Java/Flink producer wrote them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from confluent_kafka import Consumer, Producer
+
+
+def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        # Exactly-once per partition from the producer's side: no duplicates on retry, order kept.
+        "enable.idempotence": True,
+        "acks": "all",
+        "compression.type": "lz4",
+        "partitioner": "murmur2_random",  # same key → same partition as Java's default partitioner
+        "linger.ms": 5,
+        "batch.num.messages": 10_000,
+        "queue.buffering.max.messages": 1_000_000,
+        **overrides,
+    }
+
+
+def consumer_config(bootstrap_servers: str, group_id: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": bootstrap_servers,
+        "group.id": group_id,
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        # Only what exactly-once producers committed; aborted transactions are never seen.
+        "isolation.level": "read_committed",
+        **overrides,
+    }
+
+
+def make_producer(bootstrap_servers: str, **overrides: Any) -> Producer:
+    return Producer(producer_config(bootstrap_servers, **overrides))
+
+
+def make_consumer(bootstrap_servers: str, group_id: str, **overrides: Any) -> Consumer:
+    return Consumer(consumer_config(bootstrap_servers, group_id, **overrides))
+
+
+def end_offsets(bootstrap_servers: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
+    """High watermark (next offset to be written) of every partition of `topic`."""
+    from confluent_kafka import TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "fleet-telemetry-offsets-probe", "enable.auto.commit": False})
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout_s)
+        if topic not in metadata.topics or metadata.topics[topic].error is not None:
+            raise KeyError(f"topic {topic!r} does not exist on {bootstrap_servers}")
+        result = {}
+        for partition in metadata.topics[topic].partitions:
+            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
+            result[partition] = high
+        return result
+    finally:
+        consumer.close()

@@ -1,0 +1,203 @@
+"""`telemetry`: the one command line of the platform. Subcommands are thin: they read config and call
+the module that does the work, so every one of them is also a Python API."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Callable
+
+from fleet.config import ConfigError, PlatformConfig, load_config
+
+
+def _config(args: argparse.Namespace) -> PlatformConfig:
+    return load_config(args.profile, args.set)
+
+
+def cmd_jars_fetch(args: argparse.Namespace) -> int:
+    from connectors import jars
+
+    started = time.perf_counter()
+    for jar_set in jars.fetch(tuple(args.only) if args.only else jars.PROFILES):
+        print(f"{jar_set.profile:<13} {len(jar_set.jars):>3} jars  {jar_set.folder}")
+    print(f"jars ready in {time.perf_counter() - started:.1f}s")
+    return 0
+
+
+def cmd_jars_list(args: argparse.Namespace) -> int:
+    from connectors import jars
+
+    for profile in jars.PROFILES:
+        for jar in jars.installed(profile).jars:
+            print(f"{profile}\t{jar}")
+    return 0
+
+
+def cmd_infra_up(args: argparse.Namespace) -> int:
+    from infra.manager import LocalInfra, format_status
+
+    config = _config(args)
+    print(f"run folder: {config.infra.run_dir}")
+    print(format_status(LocalInfra(config.infra).up(args.components)))
+    return 0
+
+
+def cmd_infra_down(args: argparse.Namespace) -> int:
+    from infra.manager import LocalInfra
+
+    stopped = LocalInfra(_config(args).infra).down(args.components)
+    print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    return 0
+
+
+def cmd_infra_status(args: argparse.Namespace) -> int:
+    from infra.manager import LocalInfra, format_status
+
+    config = _config(args)
+    rows = LocalInfra(config.infra).status(args.components)
+    print(f"run folder: {config.infra.run_dir}")
+    print(format_status(rows))
+    return 0 if all(r.healthy for r in rows) else 3
+
+
+def cmd_topics_ensure(args: argparse.Namespace) -> int:
+    from connectors.kafka_topics import admin_client, ensure_topics, format_reports
+
+    config = _config(args)
+    reports = ensure_topics(admin_client(config.kafka.bootstrap_servers), config.kafka.topics, fix=args.fix)
+    print(format_reports(reports))
+    return 4 if any(r.action == "differs" for r in reports) else 0
+
+
+def cmd_sim_kafka(args: argparse.Namespace) -> int:
+    from device_sim.fleet_model import Fleet, FleetSpec
+    from device_sim.kafka_output import produce_events
+
+    config = _config(args)
+    topic = config.kafka.topic("telemetry").name
+    fleet = Fleet(FleetSpec(vehicles=args.vehicles, seed=args.seed))
+    report = produce_events(config.kafka.bootstrap_servers, topic, fleet.take(args.events), rate_per_s=args.rate)
+    print(
+        f"{topic}: sent {report.sent}, acknowledged {report.acknowledged}, failed {report.failed} "
+        f"in {report.seconds:.2f}s ({report.rate:,.0f} events/s)"
+    )
+    if report.first_error:
+        print(f"first error: {report.first_error}", file=sys.stderr)
+    return 0 if report.failed == 0 else 5
+
+
+def cmd_run_smoke(args: argparse.Namespace) -> int:
+    from jobs.flink_env import create_env
+    from jobs.smoke_count import format_summary, run, smoke_config
+
+    config = _config(args)
+    totals = run(create_env(config.flink), smoke_config(config, start=args.start, stop=args.stop))
+    print(format_summary(totals))
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from collections import Counter
+
+    from udfs.telemetry_schema import Rejection, parse
+
+    source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+    counts: Counter = Counter()
+    with source:
+        for number, line in enumerate(source, 1):
+            if not line.strip():
+                continue
+            result = parse(line)
+            if isinstance(result, Rejection):
+                counts[result.reason] += 1
+                print(f"line {number}: {result.reason} {result.field or ''}: {result.detail}")
+            else:
+                counts["valid"] += 1
+    print("summary: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    return 0 if set(counts) <= {"valid"} else 6
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from fleet.demo import run_demo
+
+    return run_demo(
+        _config(args), vehicles=args.vehicles, events=args.events, defects=args.defects, seed=args.seed,
+        keep_infra=not args.stop_after,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="telemetry", description="Fleet telemetry platform on Apache Flink.")
+    parser.add_argument("--profile", default="local", help="profile name (local, production) or a .toml path")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one config value")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def add(parent: argparse._SubParsersAction, name: str, func: Callable, help_text: str) -> argparse.ArgumentParser:
+        sub = parent.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(func=func)
+        return sub
+
+    jars_cmd = commands.add_parser("jars", help="JVM jars from connectors/jvm/pom.xml").add_subparsers(dest="action", required=True)
+    fetch = add(jars_cmd, "fetch", cmd_jars_fetch, "fetch the jars with Maven once; later calls download nothing")
+    fetch.add_argument("--only", action="append", choices=["flink", "kafka-broker"])
+    add(jars_cmd, "list", cmd_jars_list, "list the fetched jars")
+
+    infra_cmd = commands.add_parser("infra", help="local servers: Kafka (KRaft), Mosquitto, moto").add_subparsers(dest="action", required=True)
+    for name, func, text in (
+        ("up", cmd_infra_up, "start the local servers (all, or the ones named)"),
+        ("down", cmd_infra_down, "stop them, by pid"),
+        ("status", cmd_infra_status, "show each server's address, pid and health"),
+    ):
+        sub = add(infra_cmd, name, func, text)
+        sub.add_argument("components", nargs="*", metavar="COMPONENT", help="kafka, mosquitto, moto (default: all)")
+
+    topics_cmd = commands.add_parser("topics", help="Kafka topics as code").add_subparsers(dest="action", required=True)
+    ensure = add(topics_cmd, "ensure", cmd_topics_ensure, "create missing topics and report differences from the profile")
+    ensure.add_argument("--fix", action="store_true", help="also set differing topic configs (never partitions)")
+
+    sim_cmd = commands.add_parser("sim", help="the fleet simulator").add_subparsers(dest="action", required=True)
+    sim_kafka = add(sim_cmd, "kafka", cmd_sim_kafka, "produce simulated telemetry straight to Kafka")
+    sim_kafka.add_argument("--vehicles", type=int, default=500)
+    sim_kafka.add_argument("--events", type=int, default=5_000)
+    sim_kafka.add_argument("--seed", type=int, default=42)
+    sim_kafka.add_argument("--rate", type=float, default=None, help="events/s, open loop (default: as fast as possible)")
+
+    run_cmd = commands.add_parser("run", help="run a Flink job on the local MiniCluster").add_subparsers(dest="action", required=True)
+    smoke = add(run_cmd, "smoke", cmd_run_smoke, "count and validate the telemetry topic between two positions")
+    smoke.add_argument("--start", default="earliest", help="committed | earliest | latest | timestamp=ISO | offsets=p:o,...")
+    smoke.add_argument("--stop", default="latest", help="latest | timestamp=ISO | offsets=p:o,...")
+
+    validate = add(commands, "validate", cmd_validate, "validate JSON-lines payloads against the telemetry schema")
+    validate.add_argument("file", nargs="?", default="-", help="a file of one payload per line, or - for stdin")
+
+    demo = add(commands, "demo", cmd_demo, "infra up, simulate a fleet into Kafka, run the main job, show status")
+    demo.add_argument("--vehicles", type=int, default=500)
+    demo.add_argument("--events", type=int, default=5_000)
+    demo.add_argument("--defects", type=int, default=25, help="how many of the events to corrupt (shows the DLQ path)")
+    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--stop-after", action="store_true", help="stop the local servers when done")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ConfigError as exc:
+        print(f"telemetry: configuration error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from connectors.jars import JarsError
+        from infra.process import InfraError
+
+        if isinstance(exc, (InfraError, JarsError)):
+            print(f"telemetry: {exc}", file=sys.stderr)
+            return 1
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,241 @@
+"""Typed, frozen configuration for every component, read from a profile plus overrides.
+
+Only `main()` functions and the CLI call `load_config`; everything else receives the objects.
+Sources, later ones winning: the profile file (fleet/profiles/<name>.toml or a path), then
+environment variables TELEMETRY__SECTION__KEY=value, then explicit `section.key=value` overrides
+(the CLI's --set).
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import tomllib
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+PROFILES_DIR = Path(__file__).parent / "profiles"
+ENV_PREFIX = "TELEMETRY__"
+TOPIC_ROLES = ("telemetry", "enriched", "dlq", "alerts", "registry")
+
+
+class ConfigError(ValueError):
+    """A profile or override that cannot become a valid configuration."""
+
+
+@dataclass(frozen=True)
+class InfraConfig:
+    run_dir: Path
+    host: str
+    kafka_port: int
+    kafka_controller_port: int
+    kafka_heap: str
+    mqtt_port: int
+    moto_port: int
+
+    @property
+    def kafka_address(self) -> str:
+        return f"{self.host}:{self.kafka_port}"
+
+    @property
+    def moto_endpoint(self) -> str:
+        return f"http://{self.host}:{self.moto_port}"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic as code: what `telemetry topics ensure` creates and compares against the broker."""
+
+    role: str
+    name: str
+    partitions: int
+    replication_factor: int
+    configs: Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class KafkaConfig:
+    bootstrap_servers: str
+    topics: tuple[TopicSpec, ...]
+
+    def topic(self, role: str) -> TopicSpec:
+        for spec in self.topics:
+            if spec.role == role:
+                return spec
+        raise KeyError(f"no topic with role {role!r}; roles: {', '.join(TOPIC_ROLES)}")
+
+
+@dataclass(frozen=True)
+class FlinkConfig:
+    parallelism: int
+    execution_mode: str
+    checkpoint_interval_ms: int
+    checkpoint_dir: str
+    state_backend: str
+    restart_attempts: int
+    restart_delay_ms: int
+
+
+@dataclass(frozen=True)
+class AwsConfig:
+    region: str
+    endpoint_url: str | None  # None: real AWS
+
+
+@dataclass(frozen=True)
+class PlatformConfig:
+    profile: str
+    infra: InfraConfig
+    kafka: KafkaConfig
+    flink: FlinkConfig
+    aws: AwsConfig
+
+
+def load_config(
+    profile: str | os.PathLike[str] = "local",
+    overrides: Iterable[str] | Mapping[str, Any] = (),
+    environ: Mapping[str, str] | None = None,
+) -> PlatformConfig:
+    """Read a profile (a name in fleet/profiles or a .toml path), apply env and explicit overrides."""
+    path = Path(profile)
+    if path.suffix != ".toml":
+        path = PROFILES_DIR / f"{profile}.toml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in PROFILES_DIR.glob("*.toml")))
+        raise ConfigError(f"no profile {str(profile)!r}: not a file, and not one of: {known}")
+    with path.open("rb") as handle:
+        raw = tomllib.load(handle)
+
+    environ = os.environ if environ is None else environ
+    env_pairs = [
+        (key[len(ENV_PREFIX):].lower().replace("__", "."), value)
+        for key, value in environ.items()
+        if key.startswith(ENV_PREFIX)
+    ]
+    if isinstance(overrides, Mapping):
+        explicit = list(overrides.items())
+    else:
+        explicit = [_split_override(item) for item in overrides]
+    for dotted, value in (*env_pairs, *explicit):
+        raw = _apply(raw, dotted, value)
+    return _build(path.stem, raw, environ)
+
+
+def _split_override(item: str) -> tuple[str, str]:
+    key, sep, value = item.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"override {item!r} is not section.key=value")
+    return key.strip(), value
+
+
+def _apply(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    raw = copy.deepcopy(raw)
+    parts = dotted.split(".")
+    node = raw
+    for part in parts[:-1]:
+        if not isinstance(node.get(part), dict):
+            raise ConfigError(f"override {dotted!r}: no section {part!r}")
+        node = node[part]
+    leaf = parts[-1]
+    if leaf not in node:
+        raise ConfigError(f"override {dotted!r}: unknown key {leaf!r} (known: {', '.join(sorted(node))})")
+    node[leaf] = _coerce(dotted, value, node[leaf])
+    return raw
+
+
+def _coerce(dotted: str, value: Any, current: Any) -> Any:
+    """Overrides arrive as strings; give them the type the profile's value has."""
+    if not isinstance(value, str) or isinstance(current, str):
+        return value
+    try:
+        if isinstance(current, bool):
+            if value.lower() in ("true", "1", "yes"):
+                return True
+            if value.lower() in ("false", "0", "no"):
+                return False
+            raise ValueError(value)
+        if isinstance(current, int):
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+    except ValueError:
+        raise ConfigError(f"override {dotted}={value!r}: expected {type(current).__name__}") from None
+    return value
+
+
+def _section(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    if not isinstance(raw.get(name), dict):
+        raise ConfigError(f"profile has no [{name}] section")
+    return raw[name]
+
+
+def _construct(cls: type, values: dict[str, Any], section: str) -> Any:
+    names = {f.name for f in fields(cls)}
+    missing = names - values.keys()
+    unknown = values.keys() - names
+    if missing or unknown:
+        raise ConfigError(f"[{section}]: missing {sorted(missing)} unknown {sorted(unknown)}")
+    return cls(**values)
+
+
+def default_state_dir(environ: Mapping[str, str]) -> Path:
+    base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "fleet-telemetry"
+
+
+def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> PlatformConfig:
+    infra_raw = dict(_section(raw, "infra"))
+    infra_raw["run_dir"] = Path(infra_raw["run_dir"]).expanduser() if infra_raw.get("run_dir") else default_state_dir(environ)
+    infra = _construct(InfraConfig, infra_raw, "infra")
+    for port_name in ("kafka_port", "kafka_controller_port", "mqtt_port", "moto_port"):
+        port = getattr(infra, port_name)
+        if not 0 < port < 65536:
+            raise ConfigError(f"[infra] {port_name}={port} is not a TCP port")
+
+    kafka_raw = _section(raw, "kafka")
+    bootstrap = kafka_raw.get("bootstrap_servers") or infra.kafka_address
+    replication = int(kafka_raw["replication_factor"])
+    min_isr = int(kafka_raw["min_insync_replicas"])
+    topics_raw = _section(raw, "topics")
+    if set(topics_raw) != set(TOPIC_ROLES):
+        raise ConfigError(f"[topics] must define exactly {', '.join(TOPIC_ROLES)}; has {', '.join(sorted(topics_raw))}")
+    topics = tuple(_topic_spec(role, topics_raw[role], replication, min_isr) for role in TOPIC_ROLES)
+
+    flink_raw = dict(_section(raw, "flink"))
+    if not flink_raw.get("checkpoint_dir"):
+        flink_raw["checkpoint_dir"] = (infra.run_dir / "checkpoints").as_uri()
+    elif "://" not in flink_raw["checkpoint_dir"]:
+        flink_raw["checkpoint_dir"] = Path(flink_raw["checkpoint_dir"]).expanduser().resolve().as_uri()
+    flink = _construct(FlinkConfig, flink_raw, "flink")
+    if flink.execution_mode not in ("thread", "process"):
+        raise ConfigError(f"[flink] execution_mode={flink.execution_mode!r}: thread or process")
+    if flink.parallelism < 1 or flink.checkpoint_interval_ms < 10:
+        raise ConfigError("[flink] parallelism must be >= 1 and checkpoint_interval_ms >= 10")
+
+    aws_raw = _section(raw, "aws")
+    endpoint = aws_raw.get("endpoint_url") or None
+    if endpoint == "local":
+        endpoint = infra.moto_endpoint
+    aws = AwsConfig(region=aws_raw["region"], endpoint_url=endpoint)
+
+    return PlatformConfig(profile=profile, infra=infra, kafka=KafkaConfig(bootstrap, topics), flink=flink, aws=aws)
+
+
+def _topic_spec(role: str, raw: dict[str, Any], replication: int, min_isr: int) -> TopicSpec:
+    unknown = raw.keys() - {"name", "partitions", "retention_ms", "compression", "compacted"}
+    if unknown:
+        raise ConfigError(f"[topics.{role}]: unknown keys {sorted(unknown)}")
+    partitions = int(raw["partitions"])
+    if partitions < 1:
+        raise ConfigError(f"[topics.{role}] partitions must be >= 1")
+    configs = {
+        "compression.type": str(raw.get("compression", "producer")),
+        "min.insync.replicas": str(min_isr),
+    }
+    if raw.get("compacted"):
+        configs["cleanup.policy"] = "compact"
+    else:
+        configs["cleanup.policy"] = "delete"
+        configs["retention.ms"] = str(int(raw["retention_ms"]))
+    return TopicSpec(role, str(raw["name"]), partitions, replication, configs)

@@ -1,0 +1,60 @@
+"""`telemetry infra up | down | status`: the local servers a run or a test needs, by name."""
+
+from __future__ import annotations
+
+from typing import Iterable, Protocol
+
+from fleet.config import InfraConfig
+from infra.kafka_broker import KafkaBroker
+from infra.mosquitto import MosquittoBroker
+from infra.moto_server import MotoServer
+from infra.process import ComponentStatus, InfraError
+
+COMPONENTS = ("kafka", "mosquitto", "moto")
+
+
+class Component(Protocol):
+    name: str
+
+    def up(self) -> int: ...
+    def down(self) -> bool: ...
+    def status(self) -> ComponentStatus: ...
+
+
+class LocalInfra:
+    """The local servers of one run folder. Start order is the order of COMPONENTS; stop is reverse."""
+
+    def __init__(self, config: InfraConfig):
+        self.config = config
+        self.components: dict[str, Component] = {
+            "kafka": KafkaBroker(config.run_dir, config.host, config.kafka_port, config.kafka_controller_port, config.kafka_heap),
+            "mosquitto": MosquittoBroker(config.run_dir, config.host, config.mqtt_port),
+            "moto": MotoServer(config.run_dir, config.host, config.moto_port),
+        }
+
+    def _select(self, names: Iterable[str] | None) -> list[Component]:
+        chosen = list(COMPONENTS) if not names else list(names)
+        unknown = [n for n in chosen if n not in self.components]
+        if unknown:
+            raise InfraError(f"unknown component(s) {', '.join(unknown)}; known: {', '.join(COMPONENTS)}")
+        return [self.components[n] for n in COMPONENTS if n in chosen]
+
+    def up(self, names: Iterable[str] | None = None) -> list[ComponentStatus]:
+        for component in self._select(names):
+            component.up()
+        return self.status(names)
+
+    def down(self, names: Iterable[str] | None = None) -> list[str]:
+        return [c.name for c in reversed(self._select(names)) if c.down()]
+
+    def status(self, names: Iterable[str] | None = None) -> list[ComponentStatus]:
+        return [c.status() for c in self._select(names)]
+
+
+def format_status(rows: list[ComponentStatus]) -> str:
+    header = ("component", "address", "pid", "health", "log")
+    table = [header] + [
+        (r.name, r.address, str(r.pid or "-"), "up" if r.healthy else r.detail, str(r.log or "-")) for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in table)

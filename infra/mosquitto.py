@@ -1,0 +1,68 @@
+"""Mosquitto (from Debian's package) with a generated config, listening on loopback only.
+
+Issue D adds per-vehicle credentials and ACLs here; until then the listener is anonymous, which is
+safe only because it binds 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from infra.process import ComponentStatus, InfraError, ManagedProcess, port_open, wait_until
+
+
+class MosquittoBroker:
+    name = "mosquitto"
+
+    def __init__(self, run_dir: Path, host: str, port: int):
+        self.folder = run_dir / "mosquitto"
+        self.host, self.port = host, port
+        self.process = ManagedProcess("mosquitto", self.folder)
+
+    @property
+    def address(self) -> str:
+        return f"mqtt://{self.host}:{self.port}"
+
+    def config_text(self) -> str:
+        return "\n".join([
+            f"listener {self.port} {self.host}",
+            "allow_anonymous true",
+            "persistence true",
+            f"persistence_location {self.folder / 'data'}/",
+            # QoS 1 sessions of parked vehicles must survive a broker restart.
+            "autosave_interval 30",
+            "max_queued_messages 100000",
+            f"log_dest file {self.folder / 'mosquitto.log'}",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            "connection_messages false",
+            "",
+        ])
+
+    @staticmethod
+    def executable() -> str:
+        found = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
+        if found is None:
+            raise InfraError("mosquitto is not installed: run `make setup` (apt-get install mosquitto)")
+        return found
+
+    def up(self, timeout_s: float = 20.0) -> int:
+        if self.process.pid() is None and port_open(self.host, self.port):
+            raise InfraError(f"mosquitto: {self.host}:{self.port} is already in use by another process")
+        (self.folder / "data").mkdir(parents=True, exist_ok=True)
+        config = self.folder / "mosquitto.conf"
+        config.write_text(self.config_text())
+        pid = self.process.start([self.executable(), "-c", str(config)])
+        wait_until(lambda: port_open(self.host, self.port), timeout_s=timeout_s, what=f"MQTT listener {self.host}:{self.port}", process=self.process)
+        return pid
+
+    def down(self) -> bool:
+        return self.process.stop(timeout_s=15.0)
+
+    def status(self) -> ComponentStatus:
+        pid = self.process.pid()
+        healthy = pid is not None and port_open(self.host, self.port)
+        detail = "ready" if healthy else ("stopped" if pid is None else "not listening")
+        return ComponentStatus(self.name, self.address, pid, healthy, detail, self.folder / "mosquitto.log")

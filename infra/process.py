@@ -1,0 +1,161 @@
+"""Start, watch and stop one local server process by its pid file: never by name.
+
+A pid file alone can outlive its process and name a stranger after pid reuse, so every started
+process records a marker (its own run folder) and is only ever signalled if /proc shows that marker
+in its command line.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+
+class InfraError(RuntimeError):
+    """A local server could not be started, reached or stopped."""
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    address: str
+    pid: int | None
+    healthy: bool
+    detail: str
+    log: Path | None
+
+
+@dataclass(frozen=True)
+class ManagedProcess:
+    """One server process living in `folder` (its config, data, log and pid file)."""
+
+    name: str
+    folder: Path
+
+    @property
+    def pid_file(self) -> Path:
+        return self.folder / f"{self.name}.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.folder / f"{self.name}.log"
+
+    def pid(self) -> int | None:
+        """The pid of our running process, or None (a stale pid file is removed)."""
+        try:
+            pid = int(self.pid_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+        if _is_ours(pid, str(self.folder)):
+            return pid
+        self.pid_file.unlink(missing_ok=True)
+        return None
+
+    def start(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:
+        existing = self.pid()
+        if existing is not None:
+            return existing
+        if str(self.folder) not in " ".join(argv):
+            raise InfraError(f"{self.name}: its command line must contain its folder {self.folder} (pid safety)")
+        self.folder.mkdir(parents=True, exist_ok=True)
+        with self.log_file.open("ab") as log:
+            log.write(f"\n=== start {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n".encode())
+            log.flush()
+            proc = subprocess.Popen(  # noqa: S603 - argv is built by us, never from input
+                list(argv),
+                cwd=self.folder,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                start_new_session=True,  # survives the CLI that started it; Ctrl-C in a shell won't kill it
+            )
+        self.pid_file.write_text(str(proc.pid))
+        return proc.pid
+
+    def stop(self, timeout_s: float = 30.0) -> bool:
+        """SIGTERM, wait, then SIGKILL. True if a process was stopped."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGTERM)
+        if not _wait_gone(pid, timeout_s):
+            os.kill(pid, signal.SIGKILL)
+            _wait_gone(pid, 10.0)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except FileNotFoundError:
+            return "(no log)"
+
+
+def _is_ours(pid: int, marker: str) -> bool:
+    """Alive, and its command line names our folder. An empty command line is a process caught
+    between fork and exec (the java launcher re-execs itself at start): ours, for a moment."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    if state == "Z":
+        return False
+    return not cmdline or marker in cmdline.replace(b"\0", b" ").decode(errors="replace")
+
+
+def _wait_gone(pid: int, timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            # Reap it if it is our child (tests start servers in-process); harmless otherwise.
+            if os.waitpid(pid, os.WNOHANG)[0] == pid:
+                return True
+        except ChildProcessError:
+            pass
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, IndexError):
+            return True
+        if state == "Z":
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(
+    check: Callable[[], bool], *, timeout_s: float, what: str, process: ManagedProcess, interval_s: float = 0.25
+) -> None:
+    """Poll `check` until true; fail fast with the log tail if the process died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.pid() is None:
+            raise InfraError(f"{process.name} exited while waiting for {what}; log {process.log_file}:\n{process.log_tail()}")
+        try:
+            if check():
+                return
+        except Exception:  # noqa: BLE001 - any failure of a readiness probe means "not yet"
+            pass
+        time.sleep(interval_s)
+    raise InfraError(f"{process.name}: {what} not reached in {timeout_s:.0f}s; log {process.log_file}:\n{process.log_tail()}")
