@@ -180,7 +180,8 @@ def _construct(cls: type, values: dict[str, Any], section: str) -> Any:
 
 
 def default_state_dir(environ: Mapping[str, str]) -> Path:
-    base = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    home = environ.get("HOME") or str(Path.home())
+    base = environ.get("XDG_STATE_HOME") or str(Path(home) / ".local" / "state")
     return Path(base) / "fleet-telemetry"
 
 
