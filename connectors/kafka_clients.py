@@ -7,9 +7,10 @@ the same partition whether a Python bridge or a Java/Flink producer wrote them.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import Consumer, KafkaError, Producer
 
 
 def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
@@ -47,18 +48,35 @@ def make_consumer(bootstrap_servers: str, group_id: str, **overrides: Any) -> Co
     return Consumer(consumer_config(bootstrap_servers, group_id, **overrides))
 
 
-def end_offsets(bootstrap_servers: str, topic: str, timeout_s: float = 10.0) -> dict[int, int]:
-    """High watermark (next offset to be written) of every partition of `topic`."""
-    from confluent_kafka import TopicPartition
+_SETTLING = {
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
+
+
+def end_offsets(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> dict[int, int]:
+    """High watermark (next offset to be written) of every partition of `topic`.
+
+    Retries while leadership settles: a topic created a moment ago is in metadata before its
+    partitions answer offset requests.
+    """
+    from confluent_kafka import KafkaException, TopicPartition
 
     consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "fleet-telemetry-offsets-probe", "enable.auto.commit": False})
+    deadline = time.monotonic() + timeout_s
     try:
         metadata = consumer.list_topics(topic, timeout=timeout_s)
         if topic not in metadata.topics or metadata.topics[topic].error is not None:
             raise KeyError(f"topic {topic!r} does not exist on {bootstrap_servers}")
         result = {}
         for partition in metadata.topics[topic].partitions:
-            _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
+            while True:
+                try:
+                    _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
+                    break
+                except KafkaException as exc:
+                    if exc.args[0].code() not in _SETTLING or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.2)
             result[partition] = high
         return result
     finally:

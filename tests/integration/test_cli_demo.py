@@ -1,0 +1,42 @@
+"""The README's run command, end to end: `telemetry demo` on ports and a run folder of its own."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.process import free_port
+
+pytestmark = [pytest.mark.integration, pytest.mark.job]
+
+
+def test_demo_runs_the_main_job_and_adds_up(tmp_path):
+    telemetry = Path(sys.executable).parent / "telemetry"
+    settings = [
+        f"infra.run_dir={tmp_path}", f"infra.kafka_port={free_port()}", f"infra.kafka_controller_port={free_port()}",
+        f"infra.mqtt_port={free_port()}", f"infra.moto_port={free_port()}",
+    ]
+    argv = [str(telemetry), *(a for s in settings for a in ("--set", s)), "demo", "--vehicles", "200", "--events", "3000", "--defects", "12", "--stop-after"]
+    completed = subprocess.run(argv, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    out = completed.stdout
+    assert "events read: 3000" in out
+    assert "valid:    2988" in out
+    assert "OK: every event counted once, every corrupted one rejected" in out
+    assert not list(tmp_path.rglob("*.pid")), "servers left running after --stop-after"
+
+
+def test_validate_command_reports_each_bad_line(tmp_path):
+    telemetry = Path(sys.executable).parent / "telemetry"
+    payloads = tmp_path / "payloads.jsonl"
+    payloads.write_text(
+        '{"vehicle_id": 1, "timestamp": "2025-01-15T14:32:18.123Z", "location": {"lat": 50.1, "lon": 8.6}, "battery": {"percent": 50}}\n'
+        '{"vehicle_id": 1, "timestamp": "2025-01-15T14:32:18.123Z", "location": {"lat": 91, "lon": 8.6}, "battery": {"percent": 50}}\n'
+        "not json\n"
+    )
+    completed = subprocess.run([str(telemetry), "validate", str(payloads)], capture_output=True, text=True, timeout=60)
+    assert completed.returncode == 6
+    assert "line 2: out_of_range location.lat" in completed.stdout
+    assert "line 3: bad_json" in completed.stdout
+    assert "summary: bad_json=1, out_of_range=1, valid=1" in completed.stdout
