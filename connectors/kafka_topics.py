@@ -106,6 +106,17 @@ def _set_configs(admin: AdminClient, topic: str, configs: dict[str, str]) -> Non
     )
     for future in admin.incremental_alter_configs([resource]).values():
         future.result()
+    # The change travels through the KRaft metadata log: wait until the broker reports it, so
+    # "updated" means what it says.
+    deadline = time.monotonic() + _TIMEOUT_S
+    while True:
+        [described] = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)]).values()
+        current = described.result()
+        if all(key in current and current[key].value == value for key, value in configs.items()):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{topic}: config change {configs} not visible after {_TIMEOUT_S}s")
+        time.sleep(0.1)
 
 
 def delete_topics(admin: AdminClient, names: Iterable[str]) -> None:
