@@ -2,15 +2,16 @@
 
 Each vehicle moves on a random walk around the service-area centre: trips at scooter speeds with
 heading changes and GPS noise, parked periods, battery drain while riding and slow recovery while
-charging. Everything comes from one `random.Random(seed)`, so the same seed gives the same events.
+charging. Everything comes from one `random.Random(seed)`.
 
-This is the foundation's generator; issue D grows it (rate modes, fault injection, MQTT output).
+The same seed and start time give the same events. This is the foundation's generator; issue D grows it (rate modes, fault injection, MQTT output).
 """
 
 from __future__ import annotations
 
 import math
 import random
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator
@@ -28,7 +29,9 @@ class FleetSpec:
     center: tuple[float, float] = FRANKFURT
     radius_km: float = 6.0
     first_vehicle_id: int = 10_000
-    start_ms: int = 1_736_951_538_123  # 2025-01-15T14:32:18.123Z, the seed's sample time
+    # Event time of the first tick. None: now, rounded down to the second (the hot store keeps only
+    # the last 3 days, so live runs need live timestamps). Set it for reproducible output.
+    start_ms: int | None = None
     interval_ms: int = 1_000
 
 
@@ -58,6 +61,7 @@ class Fleet:
         self._rng = random.Random(spec.seed)
         self._vehicles = [self._new_vehicle(spec.first_vehicle_id + i) for i in range(spec.vehicles)]
         self._tick = 0
+        self._start_ms = spec.start_ms if spec.start_ms is not None else int(time.time()) * 1000
 
     @property
     def vehicle_ids(self) -> list[int]:
@@ -140,7 +144,7 @@ class Fleet:
         """`ticks` rounds of one event per vehicle, `interval_ms` apart in event time."""
         dt_s = self.spec.interval_ms / 1000
         for _ in range(ticks):
-            timestamp_ms = self.spec.start_ms + self._tick * self.spec.interval_ms
+            timestamp_ms = self._start_ms + self._tick * self.spec.interval_ms
             for vehicle in self._vehicles:
                 self._step(vehicle, dt_s)
                 yield self._payload(vehicle, timestamp_ms)

@@ -15,6 +15,8 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from connectors.hot_store import StoreConfig
+
 PROFILES_DIR = Path(__file__).parent / "profiles"
 ENV_PREFIX = "TELEMETRY__"
 TOPIC_ROLES = ("telemetry", "enriched", "dlq", "alerts", "registry")
@@ -84,12 +86,25 @@ class AwsConfig:
 
 
 @dataclass(frozen=True)
+class PipelineSettings:
+    group_id: str
+    transactional_id_prefix: str
+    dedup_ttl_s: int
+    registry_file: str
+    store_flush_ms: int
+    store_shards: int
+    bronze_path: str  # a URI: file:///… or s3://…
+
+
+@dataclass(frozen=True)
 class PlatformConfig:
     profile: str
     infra: InfraConfig
     kafka: KafkaConfig
     flink: FlinkConfig
     aws: AwsConfig
+    pipeline: PipelineSettings
+    stores: StoreConfig
 
 
 def load_config(
@@ -204,10 +219,7 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
     topics = tuple(_topic_spec(role, topics_raw[role], replication, min_isr) for role in TOPIC_ROLES)
 
     flink_raw = dict(_section(raw, "flink"))
-    if not flink_raw.get("checkpoint_dir"):
-        flink_raw["checkpoint_dir"] = (infra.run_dir / "checkpoints").as_uri()
-    elif "://" not in flink_raw["checkpoint_dir"]:
-        flink_raw["checkpoint_dir"] = Path(flink_raw["checkpoint_dir"]).expanduser().resolve().as_uri()
+    flink_raw["checkpoint_dir"] = _uri(flink_raw.get("checkpoint_dir"), infra.run_dir / "checkpoints")
     flink = _construct(FlinkConfig, flink_raw, "flink")
     if flink.execution_mode not in ("thread", "process"):
         raise ConfigError(f"[flink] execution_mode={flink.execution_mode!r}: thread or process")
@@ -220,7 +232,31 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
         endpoint = infra.moto_endpoint
     aws = AwsConfig(region=aws_raw["region"], endpoint_url=endpoint)
 
-    return PlatformConfig(profile=profile, infra=infra, kafka=KafkaConfig(bootstrap, topics), flink=flink, aws=aws)
+    pipeline_raw = dict(_section(raw, "pipeline"))
+    pipeline_raw["bronze_path"] = _uri(pipeline_raw.get("bronze_path"), infra.run_dir / "lake" / "bronze" / "telemetry")
+    pipeline = _construct(PipelineSettings, pipeline_raw, "pipeline")
+    if pipeline.dedup_ttl_s < 1 or pipeline.store_flush_ms < 10 or pipeline.store_shards < 1:
+        raise ConfigError("[pipeline] dedup_ttl_s >= 1, store_flush_ms >= 10 and store_shards >= 1")
+
+    stores_raw = dict(_section(raw, "stores"))
+    stores_raw["local_path"] = str(Path(stores_raw.get("local_path") or infra.run_dir / "hot_store.sqlite").expanduser())
+    stores = _construct(StoreConfig, {**stores_raw, "region": aws.region, "endpoint_url": aws.endpoint_url}, "stores")
+    if stores.hot_store_backend not in ("local", "timestream") or stores.status_backend not in ("local", "dynamodb"):
+        raise ConfigError("[stores] hot_store_backend is local or timestream; status_backend is local or dynamodb")
+
+    return PlatformConfig(
+        profile=profile, infra=infra, kafka=KafkaConfig(bootstrap, topics), flink=flink, aws=aws,
+        pipeline=pipeline, stores=stores,
+    )
+
+
+def _uri(value: str | None, default: Path) -> str:
+    """A path or URI from config as a URI; empty means `default`."""
+    if not value:
+        return default.as_uri()
+    if "://" in value:
+        return value
+    return Path(value).expanduser().resolve().as_uri()
 
 
 def _topic_spec(role: str, raw: dict[str, Any], replication: int, min_isr: int) -> TopicSpec:

@@ -5,13 +5,22 @@ from device_sim.defects import DEFECTS, with_defects
 from device_sim.fleet_model import FRANKFURT, Fleet, FleetSpec
 from udfs.telemetry_schema import Rejection, parse_timestamp_ms, validate
 
+START = 1_736_951_538_123  # 2025-01-15T14:32:18.123Z, the seed's sample time
+
 
 def test_same_seed_same_events_other_seed_other_events():
-    first = list(Fleet(FleetSpec(vehicles=50, seed=11)).take(500))
-    again = list(Fleet(FleetSpec(vehicles=50, seed=11)).take(500))
-    other = list(Fleet(FleetSpec(vehicles=50, seed=12)).take(500))
+    first = list(Fleet(FleetSpec(vehicles=50, seed=11, start_ms=START)).take(500))
+    again = list(Fleet(FleetSpec(vehicles=50, seed=11, start_ms=START)).take(500))
+    other = list(Fleet(FleetSpec(vehicles=50, seed=12, start_ms=START)).take(500))
     assert first == again
     assert first != other
+
+
+def test_default_start_is_now_so_the_hot_store_keeps_the_events():
+    import time
+
+    first = next(Fleet(FleetSpec(vehicles=1)).events(1))
+    assert abs(parse_timestamp_ms(first["timestamp"]) - time.time() * 1000) < 5_000
 
 
 def test_each_vehicle_reports_once_per_tick_in_time_order():

@@ -181,7 +181,7 @@ def test_timestamp_parsing_is_exact():
 
 
 def test_every_simulated_event_is_valid():
-    fleet = Fleet(FleetSpec(vehicles=200, seed=3))
+    fleet = Fleet(FleetSpec(vehicles=200, seed=3, start_ms=NOW_MS - 3_600_000))
     events = list(fleet.take(5_000))
     rejections = [r for r in (validate(e, now_ms=NOW_MS + 10**8) for e in events) if isinstance(r, Rejection)]
     assert rejections == []

@@ -1,0 +1,288 @@
+"""The local hot store: telemetry points in an embedded SQLite file, no server.
+
+It mirrors what the Timestream backend promises (see connectors/hot_store.py): idempotent writes
+keyed by (vehicle_id, time_ms), a retention window that refuses points older than it (as
+Timestream's memory store does) and deletes them later, and newest-first traces.
+
+Concurrency: several Flink subtasks in one process may each open a store on the same file and
+write from their own threads, and another process (a CLI query) may read at the same time. WAL
+mode lets readers run beside the one writer; busy_timeout makes writers queue instead of failing;
+write transactions start with BEGIN IMMEDIATE so they take the write lock up front (a deferred
+transaction that upgrades from read to write can get SQLITE_BUSY without waiting). One store
+object shares one connection between threads, guarded by a lock.
+
+The SQLite plumbing here (SqliteDatabase, open by path) is shared with vehicle_status_local, which
+keeps its table in the same file.
+"""
+
+from __future__ import annotations
+
+import math
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from connectors.hot_store import (
+    RETENTION_HOURS_DEFAULT,
+    RejectedPoint,
+    TelemetryPoint,
+    TracePoint,
+    WriteResult,
+)
+
+BUSY_TIMEOUT_MS = 30_000
+RETENTION_SWEEP_INTERVAL_MS = 60_000
+REJECT_OLDER_THAN_RETENTION = "older_than_retention"
+REJECT_INVALID_POSITION = "invalid_position"
+
+_HOUR_MS = 3_600_000
+
+# Column order == TelemetryPoint field order, so a row maps onto the dataclass positionally.
+_TELEMETRY_COLUMNS = (
+    "vehicle_id", "time_ms", "zone_id", "vehicle_type", "latitude", "longitude", "battery_percent",
+    "speed_kmh", "heading", "altitude", "battery_voltage", "battery_temperature", "charging",
+    "in_use", "trip_id", "odometer_km",
+)
+
+# WITHOUT ROWID makes the primary key the table's clustered b-tree: the trace query
+# (vehicle_id = ? AND time_ms range, ordered by time) is a range scan of that key, so it needs no
+# second index. Retention deletes by time across all vehicles, hence the time_ms index.
+_TELEMETRY_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS telemetry (
+        vehicle_id          INTEGER NOT NULL,
+        time_ms             INTEGER NOT NULL,
+        zone_id             TEXT    NOT NULL,
+        vehicle_type        TEXT    NOT NULL,
+        latitude            REAL    NOT NULL,
+        longitude           REAL    NOT NULL,
+        battery_percent     INTEGER NOT NULL,
+        speed_kmh           REAL,
+        heading             REAL,
+        altitude            REAL,
+        battery_voltage     REAL,
+        battery_temperature REAL,
+        charging            INTEGER,
+        in_use              INTEGER,
+        trip_id             TEXT,
+        odometer_km         REAL,
+        PRIMARY KEY (vehicle_id, time_ms)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX IF NOT EXISTS telemetry_by_time ON telemetry (time_ms)",
+)
+
+_UPSERT_POINT = (
+    f"INSERT INTO telemetry ({', '.join(_TELEMETRY_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _TELEMETRY_COLUMNS)}) "
+    "ON CONFLICT (vehicle_id, time_ms) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _TELEMETRY_COLUMNS[2:])
+)
+
+
+class StoreClosedError(RuntimeError):
+    pass
+
+
+class SqliteDatabase:
+    """One SQLite connection in WAL mode, safe to share between threads of one process."""
+
+    def __init__(self, path: str, schema: Sequence[str], *, busy_timeout_ms: int = BUSY_TIMEOUT_MS):
+        self.path = _checked_path(path)
+        self._lock = threading.Lock()
+        self._conn: sqlite3.Connection | None = _connect(self.path, busy_timeout_ms)
+        try:
+            with self.transaction() as conn:
+                for statement in schema:
+                    conn.execute(statement)
+        except BaseException:
+            self.close()
+            raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: all of it or none of it is visible to readers."""
+        with self._lock:
+            conn = self._open_connection()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self._lock:
+            return self._open_connection().execute(sql, params).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._conn is not None:
+                self._conn.close()
+                self._conn = None
+
+    def _open_connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise StoreClosedError(f"the store on {self.path} is closed")
+        return self._conn
+
+
+def _checked_path(path: str) -> str:
+    if not path or not str(path).strip():
+        raise ValueError(
+            "the local store needs a SQLite file path (StoreConfig.local_path is empty); "
+            "set it, e.g. --set store.local_path=var/hot_store.sqlite"
+        )
+    if str(path) != ":memory:":
+        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return str(path)
+
+
+def _connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
+    # isolation_level=None: the module's implicit transactions are off; we BEGIN/COMMIT ourselves.
+    conn = sqlite3.connect(
+        path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
+    )
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+        mode = _enable_wal(conn, time.monotonic() + busy_timeout_ms / 1000)
+        if path != ":memory:" and mode != "wal":
+            raise sqlite3.OperationalError(f"{path}: could not switch to WAL mode (got {mode!r})")
+        # NORMAL is durable against process crashes in WAL mode; a power loss may drop the last
+        # commits, which the Flink job replays from its checkpoint (writes are idempotent).
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def _enable_wal(conn: sqlite3.Connection, deadline: float) -> str:
+    # Switching a new file to WAL can fail with "database is locked" without consulting the busy
+    # handler when several subtasks open the same fresh file at once: wait our turn by hand.
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
+
+
+def partition_points(
+    points: Sequence[TelemetryPoint], now_ms: int, retention_hours: int
+) -> tuple[list[TelemetryPoint], list[RejectedPoint]]:
+    """Split points into those a hot store can take and those it refuses (with the reason).
+
+    Shared by the local and Timestream backends so both refuse the same points for the same reason.
+    """
+    cutoff_ms = now_ms - retention_hours * _HOUR_MS
+    accepted: list[TelemetryPoint] = []
+    rejected: list[RejectedPoint] = []
+    for point in points:
+        reason = _reject_reason(point, cutoff_ms)
+        if reason is None:
+            accepted.append(point)
+        else:
+            rejected.append(RejectedPoint(point, reason))
+    return accepted, rejected
+
+
+def _reject_reason(point: TelemetryPoint, cutoff_ms: int) -> str | None:
+    if point.time_ms < cutoff_ms:
+        return REJECT_OLDER_THAN_RETENTION
+    # A NaN position would violate NOT NULL here (SQLite stores NaN as NULL) and fail the whole
+    # batch; refuse the one point instead.
+    if not (math.isfinite(point.latitude) and math.isfinite(point.longitude)):
+        return REJECT_INVALID_POSITION
+    return None
+
+
+def _point_row(point: TelemetryPoint) -> tuple[Any, ...]:
+    return tuple(getattr(point, column) for column in _TELEMETRY_COLUMNS)
+
+
+def _now_ms(clock: Callable[[], float]) -> int:
+    return int(clock() * 1000)
+
+
+class LocalHotStore:
+    """HotStore on a SQLite file. `clock` (seconds, like time.time) is injectable for tests."""
+
+    def __init__(
+        self,
+        path: str,
+        retention_hours: int = RETENTION_HOURS_DEFAULT,
+        *,
+        clock: Callable[[], float] = time.time,
+    ):
+        if retention_hours <= 0:
+            raise ValueError(f"retention_hours must be positive, got {retention_hours}")
+        self.retention_hours = retention_hours
+        self._clock = clock
+        self._db = SqliteDatabase(path, _TELEMETRY_SCHEMA)
+        self._last_sweep_ms: int | None = None
+        self._sweep_lock = threading.Lock()
+
+    @property
+    def path(self) -> str:
+        return self._db.path
+
+    def write(self, points: Sequence[TelemetryPoint]) -> WriteResult:
+        now_ms = _now_ms(self._clock)
+        accepted, rejected = partition_points(points, now_ms, self.retention_hours)
+        if accepted:
+            with self._db.transaction() as conn:
+                conn.executemany(_UPSERT_POINT, [_point_row(p) for p in accepted])
+        self._sweep_if_due(now_ms)
+        return WriteResult(written=len(accepted), rejected=tuple(rejected))
+
+    def trace(
+        self, vehicle_id: int, since_ms: int, until_ms: int | None = None, limit: int | None = None
+    ) -> list[TracePoint]:
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        if limit == 0:
+            return []
+        sql = "SELECT time_ms, latitude, longitude, speed_kmh FROM telemetry WHERE vehicle_id = ? AND time_ms >= ?"
+        params: list[Any] = [vehicle_id, since_ms]
+        if until_ms is not None:
+            sql += " AND time_ms <= ?"
+            params.append(until_ms)
+        sql += " ORDER BY time_ms DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [TracePoint(*row) for row in self._db.query(sql, params)]
+
+    def enforce_retention(self, now_ms: int) -> int:
+        cutoff_ms = now_ms - self.retention_hours * _HOUR_MS
+        with self._db.transaction() as conn:
+            deleted = conn.execute("DELETE FROM telemetry WHERE time_ms < ?", (cutoff_ms,)).rowcount
+        return deleted
+
+    def count(self) -> int:
+        """How many points the file holds (for status output and tests)."""
+        return int(self._db.query("SELECT count(*) FROM telemetry")[0][0])
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _sweep_if_due(self, now_ms: int) -> None:
+        # Writers call this on every batch; only one sweep per interval does any work.
+        with self._sweep_lock:
+            due = self._last_sweep_ms is None or now_ms - self._last_sweep_ms >= RETENTION_SWEEP_INTERVAL_MS
+            if due:
+                self._last_sweep_ms = now_ms
+        if due:
+            self.enforce_retention(now_ms)
+
+    def __enter__(self) -> LocalHotStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

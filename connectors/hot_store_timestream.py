@@ -1,0 +1,414 @@
+"""The hot store on Amazon Timestream for LiveAnalytics (seed sections 9.1 and 10), via boto3.
+
+Records follow the seed's Lambda: one multi-measure record per point, MeasureName "telemetry",
+dimensions vehicle_id / zone_id / vehicle_type, time in milliseconds, at most 100 records per
+WriteRecords call.
+
+Idempotency: every record carries the fixed RECORD_VERSION. Timestream accepts a record with the
+same dimensions, time and measure name as a stored one as a no-op when the version is equal and
+the values are identical, so a Flink replay after recovery (same events, same values) writes no
+duplicates. A replay with *different* values for the same key comes back as a rejected point
+(Timestream's reason text), never as a silent overwrite.
+
+The AWS plumbing (RetryPolicy, call_with_retry, make_client) is shared with the DynamoDB status
+store.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterator, Sequence, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+
+from connectors.hot_store import (
+    RejectedPoint,
+    StoreConfig,
+    TelemetryPoint,
+    TracePoint,
+    WriteResult,
+)
+from connectors.hot_store_local import partition_points
+
+MEASURE_NAME = "telemetry"
+# Fixed on purpose: equal version + identical values makes a rewrite a no-op (see module doc).
+# Bumping it would let a rewrite overwrite stored values, which replays must never do.
+RECORD_VERSION = 1
+MAX_RECORDS_PER_WRITE = 100  # the WriteRecords API limit
+# The minimum Timestream allows; the seed wants 0 (cold data goes to S3, not the magnetic store).
+MAGNETIC_STORE_RETENTION_DAYS = 1
+
+# Dummy credentials for a local endpoint (moto): boto3 must never go looking for real ones there.
+LOCAL_ENDPOINT_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
+
+_RETRYABLE_CODES = frozenset({
+    "ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException",
+    "RequestLimitExceeded", "ProvisionedThroughputExceededException",
+    "InternalServerException", "InternalServerError", "InternalFailure",
+    "ServiceUnavailable", "ServiceUnavailableException",
+    "RequestTimeout", "RequestTimeoutException", "TransactionConflictException",
+})
+
+# Optional measures written when not None: (field, Timestream type).
+_OPTIONAL_MEASURES = (
+    ("speed_kmh", "DOUBLE"),
+    ("heading", "DOUBLE"),
+    ("altitude", "DOUBLE"),
+    ("battery_voltage", "DOUBLE"),
+    ("battery_temperature", "DOUBLE"),
+    ("charging", "BOOLEAN"),
+    ("in_use", "BOOLEAN"),
+    ("trip_id", "VARCHAR"),
+    ("odometer_km", "DOUBLE"),
+)
+
+T = TypeVar("T")
+
+
+# --- AWS plumbing shared with vehicle_status_dynamodb ------------------------------------------
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential backoff with full jitter. Defaults are small: the Flink job's own restart from
+    its checkpoint is the long-period backoff; this only rides out short throttling bursts."""
+
+    max_attempts: int = 6
+    base_delay_s: float = 0.05
+    max_delay_s: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
+
+    def delay_s(self, failed_attempts: int, rng: random.Random) -> float:
+        return rng.uniform(0.0, min(self.max_delay_s, self.base_delay_s * 2 ** (failed_attempts - 1)))
+
+
+def is_retryable(error: BaseException) -> bool:
+    if isinstance(error, (BotoConnectionError, HTTPClientError)):
+        return True
+    if isinstance(error, ClientError):
+        if error.response.get("Error", {}).get("Code") in _RETRYABLE_CODES:
+            return True
+        return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500
+    return False
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def call_with_retry(
+    call: Callable[[], T],
+    *,
+    policy: RetryPolicy,
+    what: str,
+    sleep: Callable[[float], None] = time.sleep,
+    rng: random.Random | None = None,
+) -> T:
+    """Run `call`, retrying transient AWS errors. After the last attempt the error is raised:
+    a sink must fail (and Flink restart from its checkpoint, replaying idempotently) rather than
+    drop data."""
+    rng = rng or random.Random()
+    for attempt in range(1, policy.max_attempts + 1):
+        try:
+            return call()
+        except Exception as error:
+            if not is_retryable(error):
+                raise
+            if attempt == policy.max_attempts:
+                error.add_note(f"{what}: gave up after {attempt} attempts")
+                raise
+            sleep(policy.delay_s(attempt, rng))
+    raise AssertionError("unreachable")
+
+
+def make_client(service: str, config: StoreConfig) -> Any:
+    # botocore's own retries are off so exactly one policy (ours, visible and testable) applies,
+    # instead of botocore's attempts multiplied by ours.
+    kwargs: dict[str, Any] = {
+        "region_name": config.region,
+        "config": Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30),
+    }
+    if config.endpoint_url:
+        kwargs.update(endpoint_url=config.endpoint_url, **LOCAL_ENDPOINT_CREDENTIALS)
+    # A session per client: boto3's default session is not safe to create clients from in threads.
+    return boto3.session.Session().client(service, **kwargs)
+
+
+# --- records ------------------------------------------------------------------------------------
+
+
+def _double(value: float) -> str:
+    return repr(float(value))
+
+
+def to_record(point: TelemetryPoint) -> dict[str, Any]:
+    """One Timestream record; MeasureName, MeasureValueType, TimeUnit and Version are common
+    attributes of the WriteRecords call."""
+    measures = [
+        {"Name": "latitude", "Value": _double(point.latitude), "Type": "DOUBLE"},
+        {"Name": "longitude", "Value": _double(point.longitude), "Type": "DOUBLE"},
+        {"Name": "battery_percent", "Value": str(int(point.battery_percent)), "Type": "BIGINT"},
+    ]
+    for name, measure_type in _OPTIONAL_MEASURES:
+        value = _measure_value(getattr(point, name), measure_type)
+        if value is not None:
+            measures.append({"Name": name, "Value": value, "Type": measure_type})
+    return {
+        "Time": str(point.time_ms),
+        "Dimensions": [
+            {"Name": "vehicle_id", "Value": str(point.vehicle_id)},
+            {"Name": "zone_id", "Value": point.zone_id},
+            {"Name": "vehicle_type", "Value": point.vehicle_type},
+        ],
+        "MeasureValues": measures,
+    }
+
+
+def _measure_value(value: Any, measure_type: str) -> str | None:
+    """The measure's text, or None to leave it out: absent, NaN (Timestream refuses it; SQLite
+    stores it as NULL, so both backends read it back as missing) or an empty string (the API
+    requires a non-empty value; an empty trip_id means no trip)."""
+    if value is None:
+        return None
+    if measure_type == "BOOLEAN":
+        return "true" if value else "false"
+    if measure_type == "DOUBLE":
+        return _double(value) if math.isfinite(value) else None
+    return str(value) or None
+
+
+COMMON_ATTRIBUTES = {
+    "MeasureName": MEASURE_NAME,
+    "MeasureValueType": "MULTI",
+    "TimeUnit": "MILLISECONDS",
+    "Version": RECORD_VERSION,
+}
+
+
+def _batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def rejected_from_error(error: ClientError, batch: Sequence[TelemetryPoint]) -> list[RejectedPoint]:
+    """The points of `batch` that a RejectedRecordsException names, with Timestream's reason."""
+    entries = error.response.get("RejectedRecords")
+    if not entries:
+        raise RuntimeError("Timestream answered RejectedRecordsException without RejectedRecords") from error
+    rejected = []
+    for entry in entries:
+        index = entry.get("RecordIndex")
+        if not isinstance(index, int) or not 0 <= index < len(batch):
+            raise RuntimeError(f"Timestream rejected record index {index!r} of a {len(batch)}-record batch") from error
+        reason = str(entry.get("Reason") or "rejected by Timestream")
+        if entry.get("ExistingVersion") is not None:
+            reason += f" (existing version {entry['ExistingVersion']})"
+        rejected.append(RejectedPoint(batch[index], reason))
+    return rejected
+
+
+# --- query results ------------------------------------------------------------------------------
+
+
+def parse_timestamp_ms(text: str) -> int:
+    """Timestream's TIMESTAMP text, 'YYYY-MM-DD HH:MM:SS[.fffffffff]' in UTC, as epoch ms."""
+    whole, _, fraction = text.strip().partition(".")
+    seconds = datetime.strptime(whole, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    millis = int((fraction + "000")[:3]) if fraction else 0
+    return int(seconds) * 1000 + millis
+
+
+def _scalar(datum: dict[str, Any]) -> str | None:
+    if datum.get("NullValue"):
+        return None
+    return datum.get("ScalarValue")
+
+
+def parse_trace_rows(response: dict[str, Any]) -> list[TracePoint]:
+    """Rows of one Query page; columns are found by name, not position."""
+    names = [column["Name"] for column in response.get("ColumnInfo", [])]
+    points = []
+    for row in response.get("Rows", []):
+        values = dict(zip(names, (_scalar(d) for d in row["Data"])))
+        speed = values.get("speed_kmh")
+        points.append(TracePoint(
+            time_ms=parse_timestamp_ms(values["time"]),
+            latitude=float(values["latitude"]),
+            longitude=float(values["longitude"]),
+            speed_kmh=None if speed is None else float(speed),
+        ))
+    return points
+
+
+def _quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def trace_query(
+    database: str, table: str, vehicle_id: int, since_ms: int, until_ms: int | None, limit: int | None
+) -> str:
+    """The seed's example query, with an explicit time range instead of ago(1h)."""
+    if until_ms is None:
+        time_filter = f"time >= from_milliseconds({int(since_ms)})"
+    else:
+        time_filter = f"time BETWEEN from_milliseconds({int(since_ms)}) AND from_milliseconds({int(until_ms)})"
+    sql = (
+        f"SELECT time, latitude, longitude, speed_kmh FROM {_quote_identifier(database)}.{_quote_identifier(table)} "
+        f"WHERE vehicle_id = '{int(vehicle_id)}' AND measure_name = '{MEASURE_NAME}' AND {time_filter} "
+        "ORDER BY time DESC"
+    )
+    return sql + (f" LIMIT {int(limit)}" if limit is not None else "")
+
+
+# --- the store ----------------------------------------------------------------------------------
+
+
+class TimestreamHotStore:
+    def __init__(
+        self,
+        config: StoreConfig,
+        *,
+        retry: RetryPolicy = RetryPolicy(),
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.time,
+        write_client: Any = None,
+        query_client: Any = None,
+    ):
+        self.config = config
+        self.retry = retry
+        self._sleep = sleep
+        self._clock = clock
+        self._write = write_client or make_client("timestream-write", config)
+        self._query_client = query_client  # created on first trace(): a writing job never needs it
+
+    @property
+    def write_client(self) -> Any:
+        return self._write
+
+    @property
+    def query_client(self) -> Any:
+        if self._query_client is None:
+            self._query_client = make_client("timestream-query", self.config)
+        return self._query_client
+
+    def ensure_database_and_table(self, retention_hours: int | None = None) -> None:
+        """Create the database and table if missing (an existing table is left as it is)."""
+        hours = self.config.retention_hours if retention_hours is None else retention_hours
+        database, table = self.config.timestream_database, self.config.timestream_table
+        if not self._exists(lambda: self._write.describe_database(DatabaseName=database)):
+            self._create(lambda: self._write.create_database(DatabaseName=database))
+        if not self._exists(lambda: self._write.describe_table(DatabaseName=database, TableName=table)):
+            self._create(lambda: self._write.create_table(
+                DatabaseName=database,
+                TableName=table,
+                RetentionProperties={
+                    "MemoryStoreRetentionPeriodInHours": hours,
+                    "MagneticStoreRetentionPeriodInDays": MAGNETIC_STORE_RETENTION_DAYS,
+                },
+            ))
+
+    def write(self, points: Sequence[TelemetryPoint]) -> WriteResult:
+        # Points outside the memory store window are refused before sending, with the same reason
+        # the local backend gives; Timestream itself stays the authority for everything else.
+        now_ms = int(self._clock() * 1000)
+        accepted, rejected = partition_points(points, now_ms, self.config.retention_hours)
+        written = 0
+        for batch in _batches(accepted, MAX_RECORDS_PER_WRITE):
+            refused = self._write_batch(batch)
+            written += len(batch) - len(refused)
+            rejected.extend(refused)
+        return WriteResult(written=written, rejected=tuple(rejected))
+
+    def trace(
+        self, vehicle_id: int, since_ms: int, until_ms: int | None = None, limit: int | None = None
+    ) -> list[TracePoint]:
+        if limit is not None and limit < 0:
+            raise ValueError(f"limit must be >= 0, got {limit}")
+        if limit == 0:
+            return []
+        sql = trace_query(
+            self.config.timestream_database, self.config.timestream_table, vehicle_id, since_ms, until_ms, limit
+        )
+        points: list[TracePoint] = []
+        next_token: str | None = None
+        # Timestream pages results (and may hand out pages with no rows while the query runs):
+        # follow NextToken until it is gone.
+        while True:
+            kwargs: dict[str, Any] = {"QueryString": sql}
+            if next_token:
+                kwargs["NextToken"] = next_token
+            response = call_with_retry(
+                lambda: self.query_client.query(**kwargs), policy=self.retry, what="Timestream Query", sleep=self._sleep
+            )
+            points.extend(parse_trace_rows(response))
+            next_token = response.get("NextToken")
+            if not next_token or (limit is not None and len(points) >= limit):
+                break
+        return points[:limit] if limit is not None else points
+
+    def enforce_retention(self, now_ms: int) -> int:
+        """Nothing to do: Timestream moves points out of the memory store (and deletes them from
+        the magnetic store) by the table's retention properties on its own."""
+        return 0
+
+    def close(self) -> None:
+        for client in (self._write, self._query_client):
+            if client is not None and hasattr(client, "close"):
+                client.close()
+
+    def _write_batch(self, batch: Sequence[TelemetryPoint]) -> list[RejectedPoint]:
+        """Write one batch of at most 100; return the points Timestream refused.
+
+        A retried call may re-send records an earlier attempt already stored (e.g. the connection
+        dropped after Timestream took them): harmless, the fixed version makes that a no-op.
+        """
+        records = [to_record(p) for p in batch]
+        try:
+            call_with_retry(
+                lambda: self._write.write_records(
+                    DatabaseName=self.config.timestream_database,
+                    TableName=self.config.timestream_table,
+                    CommonAttributes=COMMON_ATTRIBUTES,
+                    Records=records,
+                ),
+                policy=self.retry,
+                what="Timestream WriteRecords",
+                sleep=self._sleep,
+            )
+        except ClientError as error:
+            if error_code(error) != "RejectedRecordsException":
+                raise
+            # The records not named here were written by this very call: nothing to re-send.
+            return rejected_from_error(error, batch)
+        return []
+
+    def _exists(self, describe: Callable[[], Any]) -> bool:
+        try:
+            call_with_retry(describe, policy=self.retry, what="Timestream describe", sleep=self._sleep)
+        except ClientError as error:
+            if error_code(error) == "ResourceNotFoundException":
+                return False
+            raise
+        return True
+
+    def _create(self, create: Callable[[], Any]) -> None:
+        try:
+            call_with_retry(create, policy=self.retry, what="Timestream create", sleep=self._sleep)
+        except ClientError as error:
+            if error_code(error) != "ConflictException":  # created meanwhile by another subtask
+                raise
+
+    def __enter__(self) -> TimestreamHotStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()

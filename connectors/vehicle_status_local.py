@@ -1,0 +1,107 @@
+"""The local vehicle status table: last known state per vehicle, newest event wins.
+
+Lives in the same SQLite file as the local hot store (its own table), with the same connection
+discipline (WAL, busy_timeout, BEGIN IMMEDIATE; see hot_store_local).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Iterable, Sequence
+
+from connectors.hot_store import VehicleStatus
+from connectors.hot_store_local import SqliteDatabase
+
+# Column order == VehicleStatus field order, so a row maps onto the dataclass positionally.
+_STATUS_COLUMNS = (
+    "vehicle_id", "last_seen_ms", "latitude", "longitude", "zone_id", "vehicle_type",
+    "battery_percent", "charging", "in_use", "trip_id", "speed_kmh", "online",
+)
+_BOOLEAN_COLUMNS = frozenset({"charging", "in_use", "online"})
+
+_STATUS_SCHEMA = (
+    """
+    CREATE TABLE IF NOT EXISTS vehicle_status (
+        vehicle_id      INTEGER PRIMARY KEY,
+        last_seen_ms    INTEGER NOT NULL,
+        latitude        REAL    NOT NULL,
+        longitude       REAL    NOT NULL,
+        zone_id         TEXT    NOT NULL,
+        vehicle_type    TEXT    NOT NULL,
+        battery_percent INTEGER NOT NULL,
+        charging        INTEGER,
+        in_use          INTEGER,
+        trip_id         TEXT,
+        speed_kmh       REAL,
+        online          INTEGER NOT NULL
+    )
+    """,
+)
+
+# The WHERE on DO UPDATE is the whole newest-event-wins rule: an event not strictly newer than the
+# stored one (older, or a replay with the same time) changes nothing and counts as no change.
+_UPSERT_STATUS = (
+    f"INSERT INTO vehicle_status ({', '.join(_STATUS_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _STATUS_COLUMNS)}) "
+    "ON CONFLICT (vehicle_id) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in _STATUS_COLUMNS[1:])
+    + " WHERE excluded.last_seen_ms > vehicle_status.last_seen_ms"
+)
+
+
+def newest_per_vehicle(statuses: Iterable[VehicleStatus]) -> list[VehicleStatus]:
+    """The newest status of each vehicle, in first-seen order.
+
+    On equal last_seen_ms the first one stays, as the store would keep it if they came one by one.
+    Reducing first makes the changed-row count mean "vehicles changed" in every backend.
+    """
+    newest: dict[int, VehicleStatus] = {}
+    for status in statuses:
+        current = newest.get(status.vehicle_id)
+        if current is None or status.last_seen_ms > current.last_seen_ms:
+            newest[status.vehicle_id] = status
+    return list(newest.values())
+
+
+def _status_row(status: VehicleStatus) -> tuple[Any, ...]:
+    return tuple(getattr(status, column) for column in _STATUS_COLUMNS)
+
+
+def _status_from_row(row: Sequence[Any]) -> VehicleStatus:
+    values = {
+        column: (None if value is None else bool(value)) if column in _BOOLEAN_COLUMNS else value
+        for column, value in zip(_STATUS_COLUMNS, row)
+    }
+    return VehicleStatus(**values)
+
+
+class LocalVehicleStatusStore:
+    def __init__(self, path: str):
+        self._db = SqliteDatabase(path, _STATUS_SCHEMA)
+
+    @property
+    def path(self) -> str:
+        return self._db.path
+
+    def upsert(self, statuses: Sequence[VehicleStatus]) -> int:
+        rows = [_status_row(s) for s in newest_per_vehicle(statuses)]
+        if not rows:
+            return 0
+        with self._db.transaction() as conn:
+            before = conn.total_changes
+            conn.executemany(_UPSERT_STATUS, rows)
+            return conn.total_changes - before
+
+    def get(self, vehicle_id: int) -> VehicleStatus | None:
+        rows = self._db.query(
+            f"SELECT {', '.join(_STATUS_COLUMNS)} FROM vehicle_status WHERE vehicle_id = ?", (vehicle_id,)
+        )
+        return _status_from_row(rows[0]) if rows else None
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> LocalVehicleStatusStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._db.close()
