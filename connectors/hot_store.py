@@ -18,7 +18,9 @@ Contract every backend keeps:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Any, Protocol, Sequence
+
+from udfs.telemetry_schema import parse_timestamp_ms
 
 RETENTION_HOURS_DEFAULT = 72
 
@@ -120,6 +122,49 @@ class VehicleStatusStore(Protocol):
     def get(self, vehicle_id: int) -> VehicleStatus | None: ...
 
     def close(self) -> None: ...
+
+
+def point_from_enriched(enriched: dict[str, Any]) -> TelemetryPoint:
+    """An enriched event (udfs.enrich) as a hot-store point."""
+    location, battery = enriched["location"], enriched["battery"]
+    motion = enriched.get("motion") or {}
+    status = enriched.get("vehicle_status") or {}
+    diagnostics = enriched.get("diagnostics") or {}
+    return TelemetryPoint(
+        vehicle_id=enriched["vehicle_id"],
+        time_ms=parse_timestamp_ms(enriched["timestamp"]),
+        zone_id=enriched["zone_id"],
+        vehicle_type=enriched["vehicle_type"],
+        latitude=float(location["lat"]),
+        longitude=float(location["lon"]),
+        battery_percent=int(round(battery["percent"])),
+        speed_kmh=motion.get("speed_kmh"),
+        heading=motion.get("heading"),
+        altitude=location.get("altitude"),
+        battery_voltage=battery.get("voltage"),
+        battery_temperature=battery.get("temperature"),
+        charging=battery.get("charging"),
+        in_use=status.get("in_use"),
+        trip_id=status.get("trip_id"),
+        odometer_km=diagnostics.get("odometer_km"),
+    )
+
+
+def latest_status(points: list[TelemetryPoint]) -> list[VehicleStatus]:
+    """The newest point per vehicle, as a status row (the store applies newest-wins across batches)."""
+    newest: dict[int, TelemetryPoint] = {}
+    for point in points:
+        held = newest.get(point.vehicle_id)
+        if held is None or point.time_ms > held.time_ms:
+            newest[point.vehicle_id] = point
+    return [
+        VehicleStatus(
+            vehicle_id=p.vehicle_id, last_seen_ms=p.time_ms, latitude=p.latitude, longitude=p.longitude,
+            zone_id=p.zone_id, vehicle_type=p.vehicle_type, battery_percent=p.battery_percent,
+            charging=p.charging, in_use=p.in_use, trip_id=p.trip_id, speed_kmh=p.speed_kmh,
+        )
+        for p in newest.values()
+    ]
 
 
 def open_hot_store(config: StoreConfig) -> HotStore:

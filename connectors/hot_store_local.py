@@ -5,25 +5,18 @@ keyed by (vehicle_id, time_ms), a retention window that refuses points older tha
 Timestream's memory store does) and deletes them later, and newest-first traces.
 
 Concurrency: several Flink subtasks in one process may each open a store on the same file and
-write from their own threads, and another process (a CLI query) may read at the same time. WAL
-mode lets readers run beside the one writer; busy_timeout makes writers queue instead of failing;
-write transactions start with BEGIN IMMEDIATE so they take the write lock up front (a deferred
-transaction that upgrades from read to write can get SQLITE_BUSY without waiting). One store
-object shares one connection between threads, guarded by a lock.
-
-The SQLite plumbing here (SqliteDatabase, open by path) is shared with vehicle_status_local, which
-keeps its table in the same file.
+write from their own threads, and another process (a CLI query) may read at the same time. The
+connection discipline that makes this safe (WAL, busy_timeout, BEGIN IMMEDIATE, one locked
+connection per store object) is connectors.sqlite_db's SqliteDatabase, shared with
+vehicle_status_local, which keeps its table in the same file.
 """
 
 from __future__ import annotations
 
 import math
-import sqlite3
 import threading
 import time
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Callable, Sequence
 
 from connectors.hot_store import (
     RETENTION_HOURS_DEFAULT,
@@ -32,8 +25,8 @@ from connectors.hot_store import (
     TracePoint,
     WriteResult,
 )
+from connectors.sqlite_db import SqliteDatabase
 
-BUSY_TIMEOUT_MS = 30_000
 RETENTION_SWEEP_INTERVAL_MS = 60_000
 REJECT_OLDER_THAN_RETENTION = "older_than_retention"
 REJECT_INVALID_POSITION = "invalid_position"
@@ -81,96 +74,6 @@ _UPSERT_POINT = (
     "ON CONFLICT (vehicle_id, time_ms) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _TELEMETRY_COLUMNS[2:])
 )
-
-
-class StoreClosedError(RuntimeError):
-    pass
-
-
-class SqliteDatabase:
-    """One SQLite connection in WAL mode, safe to share between threads of one process."""
-
-    def __init__(self, path: str, schema: Sequence[str], *, busy_timeout_ms: int = BUSY_TIMEOUT_MS):
-        self.path = _checked_path(path)
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = _connect(self.path, busy_timeout_ms)
-        try:
-            with self.transaction() as conn:
-                for statement in schema:
-                    conn.execute(statement)
-        except BaseException:
-            self.close()
-            raise
-
-    @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: all of it or none of it is visible to readers."""
-        with self._lock:
-            conn = self._open_connection()
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-
-    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._open_connection().execute(sql, params).fetchall()
-
-    def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
-
-    def _open_connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise StoreClosedError(f"the store on {self.path} is closed")
-        return self._conn
-
-
-def _checked_path(path: str) -> str:
-    if not path or not str(path).strip():
-        raise ValueError(
-            "the local store needs a SQLite file path (StoreConfig.local_path is empty); "
-            "set it, e.g. --set store.local_path=var/hot_store.sqlite"
-        )
-    if str(path) != ":memory:":
-        Path(path).expanduser().parent.mkdir(parents=True, exist_ok=True)
-    return str(path)
-
-
-def _connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
-    # isolation_level=None: the module's implicit transactions are off; we BEGIN/COMMIT ourselves.
-    conn = sqlite3.connect(
-        path, timeout=busy_timeout_ms / 1000, isolation_level=None, check_same_thread=False
-    )
-    try:
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
-        mode = _enable_wal(conn, time.monotonic() + busy_timeout_ms / 1000)
-        if path != ":memory:" and mode != "wal":
-            raise sqlite3.OperationalError(f"{path}: could not switch to WAL mode (got {mode!r})")
-        # NORMAL is durable against process crashes in WAL mode; a power loss may drop the last
-        # commits, which the Flink job replays from its checkpoint (writes are idempotent).
-        conn.execute("PRAGMA synchronous = NORMAL")
-    except BaseException:
-        conn.close()
-        raise
-    return conn
-
-
-def _enable_wal(conn: sqlite3.Connection, deadline: float) -> str:
-    # Switching a new file to WAL can fail with "database is locked" without consulting the busy
-    # handler when several subtasks open the same fresh file at once: wait our turn by hand.
-    while True:
-        try:
-            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.01)
 
 
 def partition_points(

@@ -10,23 +10,20 @@ the values are identical, so a Flink replay after recovery (same events, same va
 duplicates. A replay with *different* values for the same key comes back as a rejected point
 (Timestream's reason text), never as a silent overwrite.
 
-The AWS plumbing (RetryPolicy, call_with_retry, make_client) is shared with the DynamoDB status
-store.
+Retries and client construction come from connectors.aws_clients, shared with the DynamoDB
+status store.
 """
 
 from __future__ import annotations
 
 import math
-import random
 import time
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
-import boto3
-from botocore.config import Config
-from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+from botocore.exceptions import ClientError
 
+from connectors.aws_clients import RetryPolicy, call_with_retry, error_code, make_client
 from connectors.hot_store import (
     RejectedPoint,
     StoreConfig,
@@ -44,17 +41,6 @@ MAX_RECORDS_PER_WRITE = 100  # the WriteRecords API limit
 # The minimum Timestream allows; the seed wants 0 (cold data goes to S3, not the magnetic store).
 MAGNETIC_STORE_RETENTION_DAYS = 1
 
-# Dummy credentials for a local endpoint (moto): boto3 must never go looking for real ones there.
-LOCAL_ENDPOINT_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-
-_RETRYABLE_CODES = frozenset({
-    "ThrottlingException", "Throttling", "ThrottledException", "TooManyRequestsException",
-    "RequestLimitExceeded", "ProvisionedThroughputExceededException",
-    "InternalServerException", "InternalServerError", "InternalFailure",
-    "ServiceUnavailable", "ServiceUnavailableException",
-    "RequestTimeout", "RequestTimeoutException", "TransactionConflictException",
-})
-
 # Optional measures written when not None: (field, Timestream type).
 _OPTIONAL_MEASURES = (
     ("speed_kmh", "DOUBLE"),
@@ -69,78 +55,6 @@ _OPTIONAL_MEASURES = (
 )
 
 T = TypeVar("T")
-
-
-# --- AWS plumbing shared with vehicle_status_dynamodb ------------------------------------------
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Exponential backoff with full jitter. Defaults are small: the Flink job's own restart from
-    its checkpoint is the long-period backoff; this only rides out short throttling bursts."""
-
-    max_attempts: int = 6
-    base_delay_s: float = 0.05
-    max_delay_s: float = 1.0
-
-    def __post_init__(self) -> None:
-        if self.max_attempts < 1:
-            raise ValueError(f"max_attempts must be >= 1, got {self.max_attempts}")
-
-    def delay_s(self, failed_attempts: int, rng: random.Random) -> float:
-        return rng.uniform(0.0, min(self.max_delay_s, self.base_delay_s * 2 ** (failed_attempts - 1)))
-
-
-def is_retryable(error: BaseException) -> bool:
-    if isinstance(error, (BotoConnectionError, HTTPClientError)):
-        return True
-    if isinstance(error, ClientError):
-        if error.response.get("Error", {}).get("Code") in _RETRYABLE_CODES:
-            return True
-        return int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)) >= 500
-    return False
-
-
-def error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def call_with_retry(
-    call: Callable[[], T],
-    *,
-    policy: RetryPolicy,
-    what: str,
-    sleep: Callable[[float], None] = time.sleep,
-    rng: random.Random | None = None,
-) -> T:
-    """Run `call`, retrying transient AWS errors. After the last attempt the error is raised:
-    a sink must fail (and Flink restart from its checkpoint, replaying idempotently) rather than
-    drop data."""
-    rng = rng or random.Random()
-    for attempt in range(1, policy.max_attempts + 1):
-        try:
-            return call()
-        except Exception as error:
-            if not is_retryable(error):
-                raise
-            if attempt == policy.max_attempts:
-                error.add_note(f"{what}: gave up after {attempt} attempts")
-                raise
-            sleep(policy.delay_s(attempt, rng))
-    raise AssertionError("unreachable")
-
-
-def make_client(service: str, config: StoreConfig) -> Any:
-    # botocore's own retries are off so exactly one policy (ours, visible and testable) applies,
-    # instead of botocore's attempts multiplied by ours.
-    kwargs: dict[str, Any] = {
-        "region_name": config.region,
-        "config": Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30),
-    }
-    if config.endpoint_url:
-        kwargs.update(endpoint_url=config.endpoint_url, **LOCAL_ENDPOINT_CREDENTIALS)
-    # A session per client: boto3's default session is not safe to create clients from in threads.
-    return boto3.session.Session().client(service, **kwargs)
 
 
 # --- records ------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 Newest event wins through a conditional put: the item is written only if it is new or the stored
 last_seen_ms is older. Conditional writes cannot go through BatchWriteItem, so one upsert call
 first keeps only the newest status per vehicle, then issues the puts concurrently on a small
-thread pool (boto3 clients are thread-safe).
+thread pool (boto3 clients are thread-safe). Retries and the client come from
+connectors.aws_clients, shared with the Timestream hot store.
 """
 
 from __future__ import annotations
@@ -14,8 +15,8 @@ from typing import Any, Callable, Sequence
 
 from botocore.exceptions import ClientError
 
+from connectors.aws_clients import RetryPolicy, call_with_retry, error_code, make_client
 from connectors.hot_store import StoreConfig, VehicleStatus
-from connectors.hot_store_timestream import RetryPolicy, call_with_retry, error_code, make_client
 from connectors.vehicle_status_local import newest_per_vehicle
 
 NEWER_THAN_STORED = "attribute_not_exists(vehicle_id) OR last_seen_ms < :ts"

@@ -1,7 +1,7 @@
 """The local vehicle status table: last known state per vehicle, newest event wins.
 
 Lives in the same SQLite file as the local hot store (its own table), with the same connection
-discipline (WAL, busy_timeout, BEGIN IMMEDIATE; see hot_store_local).
+discipline (WAL, busy_timeout, BEGIN IMMEDIATE; see connectors.sqlite_db).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any, Iterable, Sequence
 
 from connectors.hot_store import VehicleStatus
-from connectors.hot_store_local import SqliteDatabase
+from connectors.sqlite_db import SqliteDatabase
 
 # Column order == VehicleStatus field order, so a row maps onto the dataclass positionally.
 _STATUS_COLUMNS = (

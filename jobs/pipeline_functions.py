@@ -20,7 +20,7 @@ from pyflink.datastream.functions import (
 )
 from pyflink.datastream.state import ListStateDescriptor, MapStateDescriptor, StateTtlConfig
 
-from connectors.hot_store import StoreConfig, TelemetryPoint, VehicleStatus, open_hot_store, open_status_store
+from connectors.hot_store import StoreConfig, latest_status, open_hot_store, open_status_store, point_from_enriched
 from connectors.parquet_sink import ParquetSchema
 from udfs.dlq import dlq_record, encode_dlq_record
 from udfs.enrich import BRONZE_COLUMNS, bronze_values, enrich, vehicle_type_of
@@ -93,10 +93,14 @@ class DedupAndEnrich(KeyedBroadcastProcessFunction):
     Row(key, value) for `telemetry-enriched`, side outputs for Bronze and the store writers.
     """
 
-    def __init__(self, dedup_ttl_s: int, store_shards: int, registry_file: str = "", *, to_bronze: bool = True, to_store: bool = True):
+    def __init__(
+        self, dedup_ttl_s: int, store_shards: int, registry_file: str = "", *,
+        registry_topic: tuple[str, str] | None = None, to_bronze: bool = True, to_store: bool = True,
+    ):
         self.dedup_ttl_s = dedup_ttl_s
         self.store_shards = store_shards
         self.registry_file = registry_file
+        self.registry_topic = registry_topic  # (bootstrap, topic) to read a snapshot of on open
         # PyFlink refuses a record for a side output nobody consumes: emit only what is wired.
         self.to_bronze = to_bronze
         self.to_store = to_store
@@ -111,7 +115,12 @@ class DedupAndEnrich(KeyedBroadcastProcessFunction):
             .build()
         )
         self.seen = runtime_context.get_map_state(seen)
-        self.file_registry = load_registry_file(self.registry_file) if self.registry_file else {}
+        # Lookup order: live broadcast updates, then the topic as it was at start, then the file.
+        self.known_at_start = dict(load_registry_file(self.registry_file)) if self.registry_file else {}
+        if self.registry_topic is not None:
+            from connectors.vehicle_registry_topic import read_registry_snapshot
+
+            self.known_at_start.update(read_registry_snapshot(*self.registry_topic))
         metrics = runtime_context.get_metrics_group()
         self.duplicates = metrics.counter("duplicates_dropped")
         self.unknown_vehicles = metrics.counter("unknown_vehicle_type")
@@ -122,7 +131,7 @@ class DedupAndEnrich(KeyedBroadcastProcessFunction):
             self.duplicates.inc()
             return
         self.seen.put(event_time_ms, True)
-        vehicle_type = vehicle_type_of(vehicle_id, ctx.get_broadcast_state(REGISTRY_STATE), self.file_registry)
+        vehicle_type = vehicle_type_of(vehicle_id, ctx.get_broadcast_state(REGISTRY_STATE), self.known_at_start)
         if vehicle_type == "unknown":
             self.unknown_vehicles.inc()
         enriched = enrich(orjson.loads(payload), vehicle_type, ingested_at_ms)
@@ -135,48 +144,6 @@ class DedupAndEnrich(KeyedBroadcastProcessFunction):
 
     def process_broadcast_element(self, row: Row, ctx: KeyedBroadcastProcessFunction.Context) -> None:
         ctx.get_broadcast_state(REGISTRY_STATE).put(row[0], row[1])
-
-
-def telemetry_point(enriched: dict[str, Any]) -> TelemetryPoint:
-    location, battery = enriched["location"], enriched["battery"]
-    motion = enriched.get("motion") or {}
-    status = enriched.get("vehicle_status") or {}
-    diagnostics = enriched.get("diagnostics") or {}
-    return TelemetryPoint(
-        vehicle_id=enriched["vehicle_id"],
-        time_ms=parse_timestamp_ms(enriched["timestamp"]),
-        zone_id=enriched["zone_id"],
-        vehicle_type=enriched["vehicle_type"],
-        latitude=float(location["lat"]),
-        longitude=float(location["lon"]),
-        battery_percent=int(round(battery["percent"])),
-        speed_kmh=motion.get("speed_kmh"),
-        heading=motion.get("heading"),
-        altitude=location.get("altitude"),
-        battery_voltage=battery.get("voltage"),
-        battery_temperature=battery.get("temperature"),
-        charging=battery.get("charging"),
-        in_use=status.get("in_use"),
-        trip_id=status.get("trip_id"),
-        odometer_km=diagnostics.get("odometer_km"),
-    )
-
-
-def latest_status(points: list[TelemetryPoint]) -> list[VehicleStatus]:
-    """The newest point per vehicle, as a status row (the store applies newest-wins across batches)."""
-    newest: dict[int, TelemetryPoint] = {}
-    for point in points:
-        held = newest.get(point.vehicle_id)
-        if held is None or point.time_ms > held.time_ms:
-            newest[point.vehicle_id] = point
-    return [
-        VehicleStatus(
-            vehicle_id=p.vehicle_id, last_seen_ms=p.time_ms, latitude=p.latitude, longitude=p.longitude,
-            zone_id=p.zone_id, vehicle_type=p.vehicle_type, battery_percent=p.battery_percent,
-            charging=p.charging, in_use=p.in_use, trip_id=p.trip_id, speed_kmh=p.speed_kmh,
-        )
-        for p in newest.values()
-    ]
 
 
 class StoreWriter(KeyedProcessFunction):
@@ -228,7 +195,7 @@ class StoreWriter(KeyedProcessFunction):
         if not texts:
             return
         enriched = [orjson.loads(text) for text in texts]
-        points = [telemetry_point(event) for event in enriched]
+        points = [point_from_enriched(event) for event in enriched]
         result = self.hot_store.write(points)
         self.points_written.inc(result.written)
         if result.rejected:

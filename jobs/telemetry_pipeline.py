@@ -110,6 +110,7 @@ def build(
             config.bootstrap_servers, config.telemetry_topic, config.group_id, start=config.start, stop=config.stop
         )
         raw = env.from_source(source, WatermarkStrategy.no_watermarks(), "vehicle-telemetry source").uid("telemetry-source")
+    registry_from_kafka = registry_raw is None
     if registry_raw is None:
         # Always the whole compacted topic; bounded when the job is, so a backfill can finish.
         registry_source = raw_bytes_source(
@@ -129,6 +130,7 @@ def build(
         .process(
             DedupAndEnrich(
                 config.dedup_ttl_s, config.store_shards, config.registry_file,
+                registry_topic=(config.bootstrap_servers, config.registry_topic) if registry_from_kafka else None,
                 to_bronze=bronze_wanted, to_store="store" in config.sinks,
             ),
             output_type=KEYED_RECORD_TYPE,

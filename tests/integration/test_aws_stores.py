@@ -26,6 +26,7 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.exceptions import ClientError, EndpointConnectionError
 
+from connectors.aws_clients import RetryPolicy
 from connectors.hot_store import (
     StoreConfig,
     TelemetryPoint,
@@ -35,7 +36,7 @@ from connectors.hot_store import (
     open_status_store,
 )
 from connectors.hot_store_local import REJECT_OLDER_THAN_RETENTION
-from connectors.hot_store_timestream import RECORD_VERSION, RetryPolicy, TimestreamHotStore
+from connectors.hot_store_timestream import RECORD_VERSION, TimestreamHotStore
 from connectors.vehicle_status_dynamodb import DynamoDbVehicleStatusStore
 from infra.process import free_port
 

@@ -18,8 +18,8 @@ from connectors.hot_store_local import (
     REJECT_INVALID_POSITION,
     REJECT_OLDER_THAN_RETENTION,
     LocalHotStore,
-    StoreClosedError,
 )
+from connectors.sqlite_db import StoreClosedError
 
 HOUR_MS = 3_600_000
 REPO = Path(__file__).resolve().parents[2]
