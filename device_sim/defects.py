@@ -52,3 +52,13 @@ def with_defects(events: Iterable[dict[str, Any]], total: int, count: int, seed:
             kinds[made % len(kinds)][0](event)
             made += 1
         yield event
+
+
+def with_resends(events: Iterable[dict[str, Any]], count: int, seed: int = 11) -> Iterator[dict[str, Any]]:
+    """The events, then `count` of them again: an edge agent re-sending its spool after an outage."""
+    events = list(events)
+    if not 0 <= count <= len(events):
+        raise ValueError(f"re-sends must be between 0 and the number of events ({len(events)}), got {count}")
+    yield from events
+    for index in sorted(random.Random(seed).sample(range(len(events)), count)):
+        yield copy.deepcopy(events[index])

@@ -97,6 +97,84 @@ def cmd_run_smoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run_pipeline(args: argparse.Namespace) -> int:
+    from jobs.flink_env import create_env
+    from jobs.telemetry_pipeline import build, pipeline_config
+
+    config = _config(args)
+    env = create_env(config.flink)
+    build(env, pipeline_config(config, start=args.start, stop=args.stop))
+    print(f"telemetry pipeline: {config.kafka.topic('telemetry').name} from {args.start} to {args.stop or 'forever (Ctrl-C stops)'}")
+    env.execute("telemetry pipeline")
+    return 0
+
+
+def _since_ms(text: str) -> int:
+    """'1h', '30m', '2d', '90s' ago, or an ISO-8601 time."""
+    from udfs.telemetry_schema import parse_timestamp_ms
+
+    units = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+    if text[-1:] in units and text[:-1].isdigit():
+        return int(time.time() * 1000) - int(text[:-1]) * units[text[-1]]
+    parsed = parse_timestamp_ms(text)
+    if parsed is None:
+        raise ConfigError(f"--since {text!r}: a duration like 1h, 30m, 2d, or ISO-8601 like 2025-01-15T14:00:00Z")
+    return parsed
+
+
+def cmd_query_trace(args: argparse.Namespace) -> int:
+    from connectors.hot_store import open_hot_store
+    from udfs.telemetry_schema import format_timestamp_ms
+
+    store = open_hot_store(_config(args).stores)
+    try:
+        points = store.trace(args.vehicle, since_ms=_since_ms(args.since), limit=args.limit)
+    finally:
+        store.close()
+    print(f"{'time':<25} {'latitude':>10} {'longitude':>11} {'speed_kmh':>9}")
+    for point in points:
+        speed = "" if point.speed_kmh is None else f"{point.speed_kmh:.1f}"
+        print(f"{format_timestamp_ms(point.time_ms):<25} {point.latitude:>10.6f} {point.longitude:>11.6f} {speed:>9}")
+    print(f"({len(points)} points, newest first)")
+    return 0
+
+
+def cmd_query_status(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from connectors.hot_store import open_status_store
+    from udfs.telemetry_schema import format_timestamp_ms
+
+    store = open_status_store(_config(args).stores)
+    try:
+        status = store.get(args.vehicle)
+    finally:
+        store.close()
+    if status is None:
+        print(f"vehicle {args.vehicle}: no status yet")
+        return 7
+    for key, value in asdict(status).items():
+        print(f"{key:<16} {format_timestamp_ms(value) if key == 'last_seen_ms' else value}")
+    return 0
+
+
+def cmd_registry_load(args: argparse.Namespace) -> int:
+    from connectors.vehicle_registry_topic import publish_registry
+    from device_sim.fleet_model import Fleet, FleetSpec
+    from device_sim.registry import registry_records
+
+    config = _config(args)
+    topic = config.kafka.topic("registry").name
+    if args.file:
+        from udfs.vehicle_registry import load_registry_file
+
+        records = [{"vehicle_id": v, "vehicle_type": t} for v, t in load_registry_file(args.file).items()]
+    else:
+        records = list(registry_records(Fleet(FleetSpec(vehicles=args.vehicles, seed=args.seed)).vehicle_ids, seed=args.seed))
+    print(f"{topic}: {publish_registry(config.kafka.bootstrap_servers, topic, records)} vehicles")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from collections import Counter
 
@@ -122,8 +200,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from fleet.demo import run_demo
 
     return run_demo(
-        _config(args), vehicles=args.vehicles, events=args.events, defects=args.defects, seed=args.seed,
-        keep_infra=not args.stop_after,
+        _config(args), vehicles=args.vehicles, events=args.events, defects=args.defects, resends=args.resends,
+        seed=args.seed, keep_infra=not args.stop_after,
     )
 
 
@@ -168,13 +246,32 @@ def build_parser() -> argparse.ArgumentParser:
     smoke.add_argument("--start", default="earliest", help="committed | earliest | latest | timestamp=ISO | offsets=p:o,...")
     smoke.add_argument("--stop", default="latest", help="latest | timestamp=ISO | offsets=p:o,...")
 
+    pipeline = add(run_cmd, "pipeline", cmd_run_pipeline, "the telemetry pipeline: validate, dedup, enrich, sink exactly once")
+    pipeline.add_argument("--start", default="committed", help="committed | earliest | latest | timestamp=ISO | offsets=p:o,...")
+    pipeline.add_argument("--stop", default=None, help="omit to run forever; latest | timestamp=ISO | offsets=p:o,... for a bounded run")
+
+    query_cmd = commands.add_parser("query", help="read the hot store and the vehicle status table").add_subparsers(dest="action", required=True)
+    trace = add(query_cmd, "trace", cmd_query_trace, "a vehicle's GPS trace, newest first (the seed's example query)")
+    trace.add_argument("--vehicle", type=int, required=True)
+    trace.add_argument("--since", default="1h", help="a duration (1h, 30m, 2d) or an ISO-8601 time")
+    trace.add_argument("--limit", type=int, default=None)
+    status = add(query_cmd, "status", cmd_query_status, "a vehicle's last known state")
+    status.add_argument("--vehicle", type=int, required=True)
+
+    registry_cmd = commands.add_parser("registry", help="the vehicle registry (vehicle_id → vehicle_type)").add_subparsers(dest="action", required=True)
+    load = add(registry_cmd, "load", cmd_registry_load, "publish registry records to the compacted vehicle-registry topic")
+    load.add_argument("--file", help="JSON lines of {vehicle_id, vehicle_type}; default: the simulated fleet's registry")
+    load.add_argument("--vehicles", type=int, default=500)
+    load.add_argument("--seed", type=int, default=42)
+
     validate = add(commands, "validate", cmd_validate, "validate JSON-lines payloads against the telemetry schema")
     validate.add_argument("file", nargs="?", default="-", help="a file of one payload per line, or - for stdin")
 
-    demo = add(commands, "demo", cmd_demo, "infra up, simulate a fleet into Kafka, run the main job, show status")
+    demo = add(commands, "demo", cmd_demo, "infra up, simulate a fleet into Kafka, run the telemetry pipeline, show what each sink got")
     demo.add_argument("--vehicles", type=int, default=500)
     demo.add_argument("--events", type=int, default=5_000)
     demo.add_argument("--defects", type=int, default=25, help="how many of the events to corrupt (shows the DLQ path)")
+    demo.add_argument("--resends", type=int, default=250, help="how many events to send twice (shows dedup)")
     demo.add_argument("--seed", type=int, default=42)
     demo.add_argument("--stop-after", action="store_true", help="stop the local servers when done")
     return parser

@@ -1,5 +1,6 @@
 """The README's run command, end to end: `telemetry demo` on ports and a run folder of its own."""
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,14 +18,26 @@ def test_demo_runs_the_main_job_and_adds_up(tmp_path):
         f"infra.run_dir={tmp_path}", f"infra.kafka_port={free_port()}", f"infra.kafka_controller_port={free_port()}",
         f"infra.mqtt_port={free_port()}", f"infra.moto_port={free_port()}",
     ]
-    argv = [str(telemetry), *(a for s in settings for a in ("--set", s)), "demo", "--vehicles", "200", "--events", "3000", "--defects", "12", "--stop-after"]
+    common = [str(telemetry), *(a for s in settings for a in ("--set", s))]
+    argv = [*common, "demo", "--vehicles", "200", "--events", "3000", "--defects", "12", "--resends", "100", "--stop-after"]
     completed = subprocess.run(argv, capture_output=True, text=True, timeout=300)
     assert completed.returncode == 0, completed.stdout + completed.stderr
     out = completed.stdout
-    assert "events read: 3000" in out
-    assert "valid:    2988" in out
-    assert "OK: every event counted once, every corrupted one rejected" in out
+    assert "2988 unique valid" in out
+    assert re.search(r"telemetry-enriched\s+2988 events", out), out
+    assert re.search(r"bronze parquet\s+2988 rows", out), out
+    assert re.search(r"hot store\s+2988 points", out), out
+    assert "OK: every unique valid event in every sink exactly once, every invalid one in the DLQ" in out
     assert not list(tmp_path.rglob("*.pid")), "servers left running after --stop-after"
+
+    # The hot store is embedded: the seed's trace query works with every server stopped.
+    vehicle = re.search(r"vehicle (\d+) \(", out).group(1)
+    trace = subprocess.run([*common, "query", "trace", "--vehicle", vehicle, "--since", "1h"], capture_output=True, text=True, timeout=60)
+    assert trace.returncode == 0, trace.stderr
+    times = [line.split()[0] for line in trace.stdout.splitlines()[1:-1]]
+    assert len(times) == 15 and times == sorted(times, reverse=True)
+    status = subprocess.run([*common, "query", "status", "--vehicle", vehicle], capture_output=True, text=True, timeout=60)
+    assert status.returncode == 0 and f"vehicle_id       {vehicle}" in status.stdout
 
 
 def test_validate_command_reports_each_bad_line(tmp_path):
