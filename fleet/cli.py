@@ -175,6 +175,27 @@ def cmd_registry_load(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_stores_init(args: argparse.Namespace) -> int:
+    """Create the AWS tables the configured backends need (local backends need nothing)."""
+    from connectors.hot_store import open_hot_store, open_status_store
+
+    stores = _config(args).stores
+    hot, status = open_hot_store(stores), open_status_store(stores)
+    try:
+        if stores.hot_store_backend == "timestream":
+            hot.ensure_database_and_table(stores.retention_hours)
+            print(f"timestream {stores.timestream_database}.{stores.timestream_table}: ready ({stores.retention_hours} h memory store)")
+        if stores.status_backend == "dynamodb":
+            status.ensure_table()
+            print(f"dynamodb {stores.dynamodb_table}: ready")
+        if stores.hot_store_backend == "local" or stores.status_backend == "local":
+            print(f"local store file: {stores.local_path}")
+    finally:
+        hot.close()
+        status.close()
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from collections import Counter
 
@@ -263,6 +284,9 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--file", help="JSON lines of {vehicle_id, vehicle_type}; default: the simulated fleet's registry")
     load.add_argument("--vehicles", type=int, default=500)
     load.add_argument("--seed", type=int, default=42)
+
+    stores_cmd = commands.add_parser("stores", help="the hot store and vehicle status backends").add_subparsers(dest="action", required=True)
+    add(stores_cmd, "init", cmd_stores_init, "create the Timestream database/table and DynamoDB table if the profile uses them")
 
     validate = add(commands, "validate", cmd_validate, "validate JSON-lines payloads against the telemetry schema")
     validate.add_argument("file", nargs="?", default="-", help="a file of one payload per line, or - for stdin")
