@@ -23,20 +23,31 @@ TRANSACTION_TIMEOUT_MS = "600000"
 KEYED_RECORD_TYPE = Types.ROW_NAMED(["key", "value"], [Types.STRING(), Types.STRING()])
 
 
-def value_only_sink(bootstrap_servers: str, topic: str, transactional_id_prefix: str) -> KafkaSink:
-    """Exactly-once sink of UTF-8 string values without a key (the DLQ)."""
-    return (
+def value_only_sink(
+    bootstrap_servers: str, topic: str, transactional_id_prefix: str, *, exactly_once: bool = True
+) -> KafkaSink:
+    """Sink of UTF-8 string values without a key.
+
+    Exactly once (the DLQ): visible at checkpoint. At least once (alerts): visible at once, and a
+    replay may repeat a record, which carries its own id for readers to drop repeats.
+    """
+    builder = (
         KafkaSink.builder()
         .set_bootstrap_servers(bootstrap_servers)
         .set_record_serializer(
             KafkaRecordSerializationSchema.builder().set_topic(topic).set_value_serialization_schema(SimpleStringSchema()).build()
         )
-        .set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
-        .set_transactional_id_prefix(transactional_id_prefix)
-        .set_property("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)
         .set_property("compression.type", "lz4")
-        .build()
     )
+    if exactly_once:
+        builder = (
+            builder.set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
+            .set_transactional_id_prefix(transactional_id_prefix)
+            .set_property("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)
+        )
+    else:
+        builder = builder.set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE).set_property("linger.ms", "0")
+    return builder.build()
 
 
 def add_keyed_sink(

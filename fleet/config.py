@@ -97,6 +97,18 @@ class PipelineSettings:
 
 
 @dataclass(frozen=True)
+class AlertSettings:
+    group_id: str
+    low_battery_percent: float
+    battery_rearm_percent: float
+    offline_after_s: float
+    offline_timer_granularity_ms: int
+    service_area: str  # a GeoJSON path
+    sns_topic: str
+    alert_log: str  # a JSON-lines path
+
+
+@dataclass(frozen=True)
 class PlatformConfig:
     profile: str
     infra: InfraConfig
@@ -105,6 +117,7 @@ class PlatformConfig:
     aws: AwsConfig
     pipeline: PipelineSettings
     stores: StoreConfig
+    alerts: AlertSettings
 
 
 def load_config(
@@ -244,9 +257,21 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
     if stores.hot_store_backend not in ("local", "timestream") or stores.status_backend not in ("local", "dynamodb"):
         raise ConfigError("[stores] hot_store_backend is local or timestream; status_backend is local or dynamodb")
 
+    alerts_raw = dict(_section(raw, "alerts"))
+    if not alerts_raw.get("service_area"):
+        from udfs.geofence import DEFAULT_SERVICE_AREA
+
+        alerts_raw["service_area"] = str(DEFAULT_SERVICE_AREA)
+    alerts_raw["alert_log"] = str(Path(alerts_raw.get("alert_log") or infra.run_dir / "alerts.log").expanduser())
+    for key in ("low_battery_percent", "battery_rearm_percent", "offline_after_s"):
+        alerts_raw[key] = float(alerts_raw[key])
+    alerts = _construct(AlertSettings, alerts_raw, "alerts")
+    if alerts.battery_rearm_percent < alerts.low_battery_percent or alerts.offline_after_s <= 0:
+        raise ConfigError("[alerts] battery_rearm_percent >= low_battery_percent and offline_after_s > 0")
+
     return PlatformConfig(
         profile=profile, infra=infra, kafka=KafkaConfig(bootstrap, topics), flink=flink, aws=aws,
-        pipeline=pipeline, stores=stores,
+        pipeline=pipeline, stores=stores, alerts=alerts,
     )
 
 

@@ -55,15 +55,23 @@ def _as_bytes(raw: Any) -> bytes:
 class ParseAndValidate(ProcessFunction):
     """Raw Kafka value → VALID_TYPE row, or a DLQ record with the reason. Never raises on input."""
 
-    def __init__(self, topic: str):
+    def __init__(self, topic: str, *, to_dlq: bool = True):
         self.topic = topic
+        # The alert job reads the same topic as the pipeline, which already writes every reject
+        # to the DLQ once: it only counts them.
+        self.to_dlq = to_dlq
+
+    def open(self, runtime_context: RuntimeContext) -> None:
+        self.rejected = runtime_context.get_metrics_group().counter("payloads_rejected")
 
     def process_element(self, raw: Any, ctx: ProcessFunction.Context) -> Iterable:
         payload = _as_bytes(raw)
         result = parse(payload)
         if isinstance(result, Rejection):
-            record = dlq_record(payload, result, stage="telemetry-pipeline", source={"topic": self.topic})
-            yield DLQ_TAG, encode_dlq_record(record).decode()
+            self.rejected.inc()
+            if self.to_dlq:
+                record = dlq_record(payload, result, stage="telemetry-pipeline", source={"topic": self.topic})
+                yield DLQ_TAG, encode_dlq_record(record).decode()
             return
         # The record's timestamp is when it entered Kafka (the producer's create time).
         ingested = ctx.timestamp()

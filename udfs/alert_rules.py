@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Final
 
+from udfs.geohash import zone_id as zone_of
 from udfs.telemetry_schema import format_timestamp_ms
 
 LOW_BATTERY: Final = "low_battery"
@@ -60,12 +61,11 @@ class VehicleAlertState:
     last_event_ms: int | None = None
     last_lat: float | None = None
     last_lon: float | None = None
-    last_zone: str | None = None
 
     def to_tuple(self) -> tuple:
         return (
             self.battery_episode_ms, self.outside_since_ms, self.offline_since_ms,
-            self.last_event_ms, self.last_lat, self.last_lon, self.last_zone,
+            self.last_event_ms, self.last_lat, self.last_lon,
         )
 
     @staticmethod
@@ -86,7 +86,6 @@ def make_alert(
     event_time_ms: int,
     lat: float | None,
     lon: float | None,
-    zone_id: str | None,
     subject: str,
     message: str,
     details: dict[str, Any] | None = None,
@@ -99,7 +98,7 @@ def make_alert(
         "episode_start": format_timestamp_ms(episode_start_ms),
         "event_time": format_timestamp_ms(event_time_ms),
         "location": {"lat": lat, "lon": lon},
-        "zone_id": zone_id,
+        "zone_id": zone_of(lat, lon) if lat is not None and lon is not None else None,
         "subject": subject,
         "message": message,
         "details": details or {},
@@ -110,7 +109,6 @@ def on_event(
     state: VehicleAlertState,
     event: dict[str, Any],
     event_time_ms: int,
-    zone_id: str | None,
     inside_service_area: Callable[[float, float], bool],
     policy: AlertPolicy,
 ) -> tuple[VehicleAlertState, list[dict[str, Any]]]:
@@ -118,7 +116,7 @@ def on_event(
     vehicle_id = event["vehicle_id"]
     lat, lon = event["location"]["lat"], event["location"]["lon"]
     alerts: list[dict[str, Any]] = []
-    where = {"event_time_ms": event_time_ms, "lat": lat, "lon": lon, "zone_id": zone_id}
+    where = {"event_time_ms": event_time_ms, "lat": lat, "lon": lon}
 
     offline_since = state.offline_since_ms
     if offline_since is not None:
@@ -169,7 +167,6 @@ def on_event(
         last_event_ms=event_time_ms if newest else state.last_event_ms,
         last_lat=lat if newest else state.last_lat,
         last_lon=lon if newest else state.last_lon,
-        last_zone=zone_id if newest else state.last_zone,
     )
     return new_state, alerts
 
@@ -181,7 +178,7 @@ def on_silence(state: VehicleAlertState, vehicle_id: int, policy: AlertPolicy) -
     since = state.last_event_ms
     minutes = policy.offline_after_s / 60
     alert = make_alert(
-        OFFLINE, vehicle_id, since, event_time_ms=since, lat=state.last_lat, lon=state.last_lon, zone_id=state.last_zone,
+        OFFLINE, vehicle_id, since, event_time_ms=since, lat=state.last_lat, lon=state.last_lon,
         subject=f"Vehicle Offline: {vehicle_id}",
         message=f"Vehicle {vehicle_id} hasn't reported telemetry for {minutes:g} minutes.",
         details={"last_seen": format_timestamp_ms(since)},

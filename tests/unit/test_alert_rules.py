@@ -26,7 +26,7 @@ def run(sequence, state=None):
             state, alerts = on_silence(state, 7, POLICY)
         else:
             payload, t = item
-            state, alerts = on_event(state, payload, t, "u0yjjd", inside_box, POLICY)
+            state, alerts = on_event(state, payload, t, inside_box, POLICY)
         raised += alerts
     return state, raised
 
@@ -67,6 +67,7 @@ def test_geofence_exit_once_and_return_once():
     assert back["alert_id"] != exit_["alert_id"]
     assert exit_["severity"] == "critical" and back["severity"] == "info"
     assert exit_["location"] == {"lat": 50.21, "lon": 8.8}
+    assert exit_["zone_id"] == "u0ym8h"  # geohash-6 of the exit position
     assert again["episode_start"] == "1970-01-01T00:00:08.000Z"
 
 

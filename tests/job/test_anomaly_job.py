@@ -1,0 +1,83 @@
+"""The anomaly job on the MiniCluster with short timeouts from config and a paced in-memory input
+(processing-time timers only fire while the input is open): one offline and one back_online for a
+vehicle that goes silent, nothing for one that keeps reporting, one low-battery alert per episode,
+one geofence exit and one return."""
+
+import time
+from collections import Counter
+from dataclasses import replace
+
+import orjson
+import pytest
+from pyflink.common import Types
+from pyflink.datastream.connectors.number_seq import NumberSequenceSource
+from pyflink.common import WatermarkStrategy
+
+from connectors.alert_log import read_alert_log
+from fleet.config import load_config
+from jobs.anomaly_detection import anomaly_config, build
+from jobs.flink_env import create_env
+from udfs.telemetry_schema import format_timestamp_ms
+
+pytestmark = pytest.mark.job
+
+VEHICLES = (501, 502, 503, 504)
+TICKS = 80
+TICK_S = 0.05
+INSIDE = (50.1105, 8.6821)  # the seed's sample point, in the default Frankfurt service area
+OUTSIDE = (50.40, 9.10)
+
+
+def battery_of_503(tick):
+    """Drains through 15 % with flapping, charges at tick 50, unplugged at 12 % at tick 60."""
+    if tick < 50:
+        return max(10, 30 - tick // 2) if tick < 30 else (14, 15, 16, 14, 13)[tick % 5], False
+    return (12, tick < 60)
+
+
+def payload(index):
+    """One event of the scenario for sequence number `index`, or None when that vehicle is silent."""
+    tick, vehicle = divmod(index, len(VEHICLES))
+    vehicle_id = VEHICLES[vehicle]
+    if vehicle == 0:
+        time.sleep(TICK_S)  # pace the input: one tick of the fleet per TICK_S of wall time
+    if vehicle_id == 502 and 20 <= tick < 60:
+        return None
+    percent, charging = battery_of_503(tick) if vehicle_id == 503 else (80, False)
+    lat, lon = OUTSIDE if vehicle_id == 504 and 30 <= tick < 50 else INSIDE
+    return orjson.dumps({
+        "vehicle_id": vehicle_id,
+        "timestamp": format_timestamp_ms(int(time.time() * 1000)),
+        "location": {"lat": lat, "lon": lon},
+        "battery": {"percent": percent, "charging": charging},
+    }).decode()
+
+
+def test_alerts_once_per_episode_with_offline_timers(tmp_path):
+    platform = load_config("local", {
+        "infra.run_dir": str(tmp_path), "flink.restart_attempts": "0",
+        "alerts.offline_after_s": "0.8", "alerts.offline_timer_granularity_ms": "100",
+    }, environ={})
+    config = replace(anomaly_config(platform), outputs=frozenset({"log"}))
+    env = create_env(platform.flink)
+    sequence = env.from_source(NumberSequenceSource(0, TICKS * len(VEHICLES) - 1), WatermarkStrategy.no_watermarks(), "paced scenario")
+    raw = sequence.flat_map(lambda i: [p] if (p := payload(i)) is not None else [], output_type=Types.STRING())
+    alerts = [orjson.loads(a) for a in build(env, config, raw=raw).execute_and_collect()]
+
+    by_vehicle = Counter((a["vehicle_id"], a["kind"]) for a in alerts)
+    assert by_vehicle == Counter({
+        (502, "offline"): 1, (502, "back_online"): 1,
+        (503, "low_battery"): 2,
+        (504, "geofence_exit"): 1, (504, "geofence_return"): 1,
+    }), alerts
+    assert len({a["alert_id"] for a in alerts}) == len(alerts)
+    offline = next(a for a in alerts if a["kind"] == "offline")
+    back = next(a for a in alerts if a["kind"] == "back_online")
+    assert offline["episode_start"] == back["episode_start"] and offline["alert_id"] != back["alert_id"]
+    assert offline["location"] == {"lat": INSIDE[0], "lon": INSIDE[1]} and offline["zone_id"] == "u0yjjd"
+    low = [a for a in alerts if a["kind"] == "low_battery"]
+    assert [a["details"]["battery_percent"] for a in low] == [14, 12]
+    assert all(a["raised_at_ms"] >= a["ingested_at_ms"] for a in alerts if a["ingested_at_ms"] is not None)
+
+    logged = read_alert_log(config.alert_log)
+    assert sorted(a["alert_id"] for a in logged) == sorted(a["alert_id"] for a in alerts)
