@@ -196,6 +196,34 @@ def cmd_stores_init(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run_alerts(args: argparse.Namespace) -> int:
+    from jobs.anomaly_detection import anomaly_config, build
+    from jobs.flink_env import create_env
+
+    config = _config(args)
+    env = create_env(config.flink)
+    build(env, anomaly_config(config, start=args.start, stop=args.stop))
+    print(f"anomaly detection: {config.kafka.topic('telemetry').name} → {config.kafka.topic('alerts').name}, "
+          f"SNS topic {config.alerts.sns_topic}, log {config.alerts.alert_log}")
+    env.execute("anomaly detection")
+    return 0
+
+
+def cmd_bench_alerts(args: argparse.Namespace) -> int:
+    from fleet.bench_alerts import run_alert_benchmark
+
+    result = run_alert_benchmark(
+        _config(args), rate=args.rate, seconds=args.seconds, vehicles=args.vehicles, alert_share=args.alert_share, warmup_s=args.warmup,
+    )
+    latency, warmup = result["latency_ms"], result["warmup_latency_ms"]
+    print(f"events {result['events']} at {result['achieved_rate']:,.0f}/s (target {result['target_rate']:,.0f}/s); "
+          f"timed low-battery alerts {result['alerts_received']} of {result['alerts_expected']}; all alerts by kind {result['alerts_by_kind']}")
+    print(f"ingest→alert latency ms after {args.warmup:g}s warm-up: p50 {latency['p50']}  p95 {latency['p95']}  p99 {latency['p99']}  max {latency['max']}")
+    print(f"during warm-up: p50 {warmup['p50']}  p99 {warmup['p99']}  max {warmup['max']}")
+    print(f"written to {result['file']}")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from collections import Counter
 
@@ -270,6 +298,18 @@ def build_parser() -> argparse.ArgumentParser:
     pipeline = add(run_cmd, "pipeline", cmd_run_pipeline, "the telemetry pipeline: validate, dedup, enrich, sink exactly once")
     pipeline.add_argument("--start", default="committed", help="committed | earliest | latest | timestamp=ISO | offsets=p:o,...")
     pipeline.add_argument("--stop", default=None, help="omit to run forever; latest | timestamp=ISO | offsets=p:o,... for a bounded run")
+
+    alerts_run = add(run_cmd, "alerts", cmd_run_alerts, "the anomaly job: low battery, geofence and offline alerts")
+    alerts_run.add_argument("--start", default="committed")
+    alerts_run.add_argument("--stop", default=None)
+
+    bench_cmd = commands.add_parser("bench", help="benchmarks: print figures, write JSON").add_subparsers(dest="action", required=True)
+    bench_alerts = add(bench_cmd, "alerts", cmd_bench_alerts, "ingest→alert latency of the anomaly job at a given event rate")
+    bench_alerts.add_argument("--rate", type=float, default=2_000)
+    bench_alerts.add_argument("--seconds", type=float, default=20)
+    bench_alerts.add_argument("--vehicles", type=int, default=2_000)
+    bench_alerts.add_argument("--warmup", type=float, default=5.0, help="seconds at the start reported apart")
+    bench_alerts.add_argument("--alert-share", type=float, default=0.01, help="share of vehicles that flip between flat and charging")
 
     query_cmd = commands.add_parser("query", help="read the hot store and the vehicle status table").add_subparsers(dest="action", required=True)
     trace = add(query_cmd, "trace", cmd_query_trace, "a vehicle's GPS trace, newest first (the seed's example query)")

@@ -77,6 +77,9 @@ class FlinkConfig:
     state_backend: str
     restart_attempts: int
     restart_delay_ms: int
+    python_bundle_time_ms: int
+    python_bundle_size: int
+    buffer_timeout_ms: int
 
 
 @dataclass(frozen=True)

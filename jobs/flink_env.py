@@ -51,6 +51,12 @@ def flink_configuration(config: FlinkConfig, *, extra: dict[str, str] | None = N
         "restart-strategy.type": "fixed-delay" if config.restart_attempts > 0 else "none",
         "restart-strategy.fixed-delay.attempts": str(config.restart_attempts),
         "restart-strategy.fixed-delay.delay": f"{config.restart_delay_ms} ms",
+        # Python operators hand on their output per bundle; the default bundle time (1 s) alone
+        # would eat the 1 s ingest→alert budget. Small bundles cost little in thread mode.
+        "python.fn-execution.bundle.time": str(config.python_bundle_time_ms),
+        "python.fn-execution.bundle.size": str(config.python_bundle_size),
+        # Network buffers are sent when full or after this long: the other latency floor.
+        "execution.buffer-timeout.interval": f"{config.buffer_timeout_ms} ms",
         **(extra or {}),
     }
     for key, value in settings.items():
