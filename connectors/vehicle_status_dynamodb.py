@@ -125,6 +125,25 @@ class DynamoDbVehicleStatusStore:
         # map() re-raises the first failure; the sink then fails and Flink replays (idempotently).
         return sum(self._pool.map(self._put_if_newer, newest))
 
+    def mark_offline(self, vehicle_id: int, last_seen_ms: int) -> bool:
+        """Offline, unless an event newer than `last_seen_ms` was stored meanwhile (then it is back)."""
+        try:
+            self._call(
+                lambda: self._client.update_item(
+                    TableName=self.table,
+                    Key={"vehicle_id": {"N": str(int(vehicle_id))}},
+                    UpdateExpression="SET online = :off",
+                    ConditionExpression="attribute_exists(vehicle_id) AND last_seen_ms <= :ts",
+                    ExpressionAttributeValues={":off": {"BOOL": False}, ":ts": {"N": str(int(last_seen_ms))}},
+                ),
+                "DynamoDB UpdateItem",
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
     def get(self, vehicle_id: int) -> VehicleStatus | None:
         response = self._call(
             lambda: self._client.get_item(

@@ -91,6 +91,15 @@ class LocalVehicleStatusStore:
             conn.executemany(_UPSERT_STATUS, rows)
             return conn.total_changes - before
 
+    def mark_offline(self, vehicle_id: int, last_seen_ms: int) -> bool:
+        """Offline, unless an event newer than `last_seen_ms` was stored meanwhile (then it is back)."""
+        with self._db.transaction() as conn:
+            cursor = conn.execute(
+                "UPDATE vehicle_status SET online = 0 WHERE vehicle_id = ? AND last_seen_ms <= ? AND online = 1",
+                (vehicle_id, last_seen_ms),
+            )
+            return cursor.rowcount > 0
+
     def get(self, vehicle_id: int) -> VehicleStatus | None:
         rows = self._db.query(
             f"SELECT {', '.join(_STATUS_COLUMNS)} FROM vehicle_status WHERE vehicle_id = ?", (vehicle_id,)

@@ -1,7 +1,8 @@
 """Anomaly and offline detection: real-time alerts from `vehicle-telemetry`, once per episode.
 
   source ─► parse + validate ─► key by vehicle ─► alert detector ─► notifier ─► `fleet-alerts` (Kafka)
-                                 (low battery · geofence · offline timer)   (SNS + local log)
+                                 (low battery · geofence · offline timer)   (SNS, local log,
+                                                                             vehicle status: offline)
 
 The seed's Lambda 9.2 as a PyFlink job with its own consumer group. Alerts go out at least once,
 not exactly once: an exactly-once Kafka sink would hold every alert until the next checkpoint
@@ -26,7 +27,7 @@ from jobs.anomaly_functions import AlertDetector, AlertNotifier
 from jobs.pipeline_functions import VALID_TYPE, ParseAndValidate
 from udfs.alert_rules import AlertPolicy
 
-ALL_OUTPUTS = frozenset({"kafka", "sns", "log"})
+ALL_OUTPUTS = frozenset({"kafka", "sns", "log", "status"})
 
 
 @dataclass(frozen=True)
@@ -76,10 +77,13 @@ def build(env: StreamExecutionEnvironment, config: AnomalyConfig, *, raw: DataSt
         .process(AlertDetector(config.policy, config.service_area, config.timer_granularity_ms), output_type=Types.STRING())
         .name("alert detector").uid("alert-detector")
     )
-    if "sns" in config.outputs or "log" in config.outputs:
+    if config.outputs & {"sns", "log", "status"}:
         alerts = (
             alerts.process(
-                AlertNotifier(config.aws, config.sns_topic, config.alert_log if "log" in config.outputs else "", to_sns="sns" in config.outputs),
+                AlertNotifier(
+                    config.aws, config.sns_topic, config.alert_log if "log" in config.outputs else "",
+                    to_sns="sns" in config.outputs, to_status="status" in config.outputs,
+                ),
                 output_type=Types.STRING(),
             )
             .name("notify sns and log").uid("alert-notifier")

@@ -12,7 +12,8 @@ from pyflink.datastream.state import ValueStateDescriptor
 
 from connectors.alert_log import AlertLog
 from connectors.hot_store import StoreConfig
-from udfs.alert_rules import AlertPolicy, VehicleAlertState, on_event, on_silence
+from udfs.alert_rules import OFFLINE, AlertPolicy, VehicleAlertState, on_event, on_silence
+from udfs.telemetry_schema import parse_timestamp_ms
 from udfs.geofence import load_service_area
 
 
@@ -80,17 +81,19 @@ class AlertDetector(KeyedProcessFunction):
 
 
 class AlertNotifier(ProcessFunction):
-    """Publishes each alert to SNS and appends it to the local log, then passes it on to Kafka.
+    """Publishes each alert to SNS and appends it to the local log, marks offline vehicles in the
+    vehicle status table, then passes the alert on to Kafka.
 
     A publish that still fails after retries fails the job: Flink restarts from the checkpoint and
     the replay raises the same alert (same id) again, so nothing is lost (at least once).
     """
 
-    def __init__(self, aws: StoreConfig, sns_topic: str, alert_log: str, *, to_sns: bool = True):
+    def __init__(self, aws: StoreConfig, sns_topic: str, alert_log: str, *, to_sns: bool = True, to_status: bool = False):
         self.aws = aws
         self.sns_topic = sns_topic
         self.alert_log = alert_log
         self.to_sns = to_sns
+        self.to_status = to_status  # mark vehicles offline in the pipeline's vehicle status table
 
     def open(self, runtime_context: RuntimeContext) -> None:
         self.log = AlertLog(self.alert_log) if self.alert_log else None
@@ -100,6 +103,15 @@ class AlertNotifier(ProcessFunction):
 
             self.sns = SnsAlertPublisher(self.aws, self.sns_topic)
             self.sns.ensure_topic()
+        self.status = None
+        if self.to_status:
+            from connectors.hot_store import open_status_store
+
+            self.status = open_status_store(self.aws)
+
+    def close(self) -> None:
+        if self.status is not None:
+            self.status.close()
 
     def process_element(self, text: str, ctx: ProcessFunction.Context) -> Iterable[str]:
         alert = orjson.loads(text)
@@ -107,4 +119,6 @@ class AlertNotifier(ProcessFunction):
             self.sns.publish(alert)
         if self.log is not None:
             self.log.append(alert)
+        if self.status is not None and alert["kind"] == OFFLINE:
+            self.status.mark_offline(alert["vehicle_id"], parse_timestamp_ms(alert["episode_start"]))
         yield text

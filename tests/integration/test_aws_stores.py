@@ -423,6 +423,15 @@ def test_newest_event_wins(dynamodb: DynamoDbVehicleStatusStore):
     assert dynamodb.get(1) == status(1, 3000, battery_percent=40, charging=True)
 
 
+def test_mark_offline_only_when_no_newer_event_is_stored(dynamodb: DynamoDbVehicleStatusStore):
+    assert dynamodb.mark_offline(2, 1000) is False  # no item yet
+    dynamodb.upsert([status(2, 1000)])
+    assert dynamodb.mark_offline(2, 1000) is True and dynamodb.get(2).online is False
+    dynamodb.upsert([status(2, 2000)])  # the vehicle reports again
+    assert dynamodb.get(2).online is True
+    assert dynamodb.mark_offline(2, 1000) is False and dynamodb.get(2).online is True
+
+
 def test_a_batch_is_reduced_to_the_newest_per_vehicle(dynamodb: DynamoDbVehicleStatusStore):
     wire = tap(dynamodb.client, "before-send.dynamodb.PutItem")
     events = [status(v, t, battery_percent=t % 100) for t in (1050, 1010, 1099, 1020) for v in range(30)]

@@ -139,3 +139,23 @@ def test_factory_and_empty_path(tmp_path: Path):
         s.close()
     with pytest.raises(ValueError, match="local_path is empty"):
         open_status_store(StoreConfig(status_backend="local", local_path=""))
+
+
+def test_mark_offline_only_when_nothing_newer_arrived(tmp_path):
+    import dataclasses
+
+    from connectors.hot_store import VehicleStatus
+    from connectors.vehicle_status_local import LocalVehicleStatusStore
+
+    store = LocalVehicleStatusStore(str(tmp_path / "s.sqlite"))
+    try:
+        status = VehicleStatus(vehicle_id=9, last_seen_ms=1_000, latitude=50.1, longitude=8.6, zone_id="u0yjjd", vehicle_type="scooter", battery_percent=50)
+        assert store.mark_offline(9, 1_000) is False  # no row yet: nothing to mark
+        store.upsert([status])
+        assert store.mark_offline(9, 1_000) is True and store.get(9).online is False
+        assert store.mark_offline(9, 1_000) is False  # already offline
+        store.upsert([dataclasses.replace(status, last_seen_ms=2_000)])
+        assert store.get(9).online is True  # the next event brings it back
+        assert store.mark_offline(9, 1_000) is False  # an offline verdict about an older silence
+    finally:
+        store.close()
