@@ -132,8 +132,9 @@ class DynamoDbVehicleStatusStore:
                 lambda: self._client.update_item(
                     TableName=self.table,
                     Key={"vehicle_id": {"N": str(int(vehicle_id))}},
-                    UpdateExpression="SET online = :off",
+                    UpdateExpression="SET #online = :off",  # `online` is a DynamoDB reserved word
                     ConditionExpression="attribute_exists(vehicle_id) AND last_seen_ms <= :ts",
+                    ExpressionAttributeNames={"#online": "online"},
                     ExpressionAttributeValues={":off": {"BOOL": False}, ":ts": {"N": str(int(last_seen_ms))}},
                 ),
                 "DynamoDB UpdateItem",
