@@ -6,6 +6,7 @@ safe only because it binds 127.0.0.1.
 
 from __future__ import annotations
 
+import getpass
 import shutil
 from pathlib import Path
 
@@ -26,6 +27,9 @@ class MosquittoBroker:
 
     def config_text(self) -> str:
         return "\n".join([
+            # Started as root, Mosquitto drops to the `mosquitto` user, which cannot write this run
+            # folder (log, persistence): stay the user that owns it.
+            f"user {getpass.getuser()}",
             f"listener {self.port} {self.host}",
             "allow_anonymous true",
             "persistence true",
