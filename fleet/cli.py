@@ -98,14 +98,12 @@ def cmd_run_smoke(args: argparse.Namespace) -> int:
 
 
 def cmd_run_pipeline(args: argparse.Namespace) -> int:
-    from jobs.flink_env import create_env
+    from jobs.job_main import execute_job
     from jobs.telemetry_pipeline import build, pipeline_config
 
     config = _config(args)
-    env = create_env(config.flink)
-    build(env, pipeline_config(config, start=args.start, stop=args.stop))
     print(f"telemetry pipeline: {config.kafka.topic('telemetry').name} from {args.start} to {args.stop or 'forever (Ctrl-C stops)'}")
-    env.execute("telemetry pipeline")
+    execute_job(config, name="telemetry pipeline", make_config=pipeline_config, build=build, start=args.start, stop=args.stop)
     return 0
 
 
@@ -198,14 +196,12 @@ def cmd_stores_init(args: argparse.Namespace) -> int:
 
 def cmd_run_alerts(args: argparse.Namespace) -> int:
     from jobs.anomaly_detection import anomaly_config, build
-    from jobs.flink_env import create_env
+    from jobs.job_main import execute_job
 
     config = _config(args)
-    env = create_env(config.flink)
-    build(env, anomaly_config(config, start=args.start, stop=args.stop))
     print(f"anomaly detection: {config.kafka.topic('telemetry').name} → {config.kafka.topic('alerts').name}, "
           f"SNS topic {config.alerts.sns_topic}, log {config.alerts.alert_log}")
-    env.execute("anomaly detection")
+    execute_job(config, name="anomaly detection", make_config=anomaly_config, build=build, start=args.start, stop=args.stop)
     return 0
 
 
@@ -255,6 +251,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from jobs.job_main import add_position_arguments
+
     parser = argparse.ArgumentParser(prog="telemetry", description="Fleet telemetry platform on Apache Flink.")
     parser.add_argument("--profile", default="local", help="profile name (local, production) or a .toml path")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one config value")
@@ -296,12 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
     smoke.add_argument("--stop", default="latest", help="latest | timestamp=ISO | offsets=p:o,...")
 
     pipeline = add(run_cmd, "pipeline", cmd_run_pipeline, "the telemetry pipeline: validate, dedup, enrich, sink exactly once")
-    pipeline.add_argument("--start", default="committed", help="committed | earliest | latest | timestamp=ISO | offsets=p:o,...")
-    pipeline.add_argument("--stop", default=None, help="omit to run forever; latest | timestamp=ISO | offsets=p:o,... for a bounded run")
+    add_position_arguments(pipeline)
 
     alerts_run = add(run_cmd, "alerts", cmd_run_alerts, "the anomaly job: low battery, geofence and offline alerts")
-    alerts_run.add_argument("--start", default="committed")
-    alerts_run.add_argument("--stop", default=None)
+    add_position_arguments(alerts_run)
 
     bench_cmd = commands.add_parser("bench", help="benchmarks: print figures, write JSON").add_subparsers(dest="action", required=True)
     bench_alerts = add(bench_cmd, "alerts", cmd_bench_alerts, "ingest→alert latency of the anomaly job at a given event rate")

@@ -12,7 +12,6 @@ replay's repeat is dropped by id (SNS FIFO topics do it themselves).
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, field
 
@@ -22,8 +21,9 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from connectors.hot_store import StoreConfig
 from connectors.kafka_sink import value_only_sink
 from connectors.kafka_source import OffsetPosition, raw_bytes_source
-from fleet.config import PlatformConfig, load_config
+from fleet.config import PlatformConfig
 from jobs.anomaly_functions import AlertDetector, AlertNotifier
+from jobs.job_main import job_main
 from jobs.pipeline_functions import VALID_TYPE, ParseAndValidate
 from udfs.alert_rules import AlertPolicy
 
@@ -96,19 +96,7 @@ def build(env: StreamExecutionEnvironment, config: AnomalyConfig, *, raw: DataSt
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jobs.flink_env import create_env
-
-    parser = argparse.ArgumentParser(description="Anomaly and offline detection: alerts once per episode.")
-    parser.add_argument("--profile", default="local")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    parser.add_argument("--start", default="committed")
-    parser.add_argument("--stop", default=None)
-    args = parser.parse_args(argv)
-    platform = load_config(args.profile, args.set)
-    env = create_env(platform.flink)
-    build(env, anomaly_config(platform, start=args.start, stop=args.stop))
-    env.execute("anomaly detection")
-    return 0
+    return job_main(argv, name="anomaly detection", description="Anomaly and offline detection: alerts once per episode.", make_config=anomaly_config, build=build)
 
 
 if __name__ == "__main__":

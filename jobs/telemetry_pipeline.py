@@ -15,7 +15,6 @@ job is bounded and finishes after writing everything up to it.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from dataclasses import dataclass, field
 
@@ -26,7 +25,8 @@ from connectors.hot_store import StoreConfig
 from connectors.kafka_sink import KEYED_RECORD_TYPE, add_keyed_sink, value_only_sink
 from connectors.kafka_source import OffsetPosition, raw_bytes_source
 from connectors.parquet_sink import parquet_file_sink
-from fleet.config import PlatformConfig, load_config
+from fleet.config import PlatformConfig
+from jobs.job_main import job_main
 from jobs.pipeline_functions import (
     BRONZE_SCHEMA,
     BRONZE_TAG,
@@ -162,19 +162,7 @@ def build(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from jobs.flink_env import create_env
-
-    parser = argparse.ArgumentParser(description="Telemetry pipeline: validate, dedup, enrich, sink exactly once.")
-    parser.add_argument("--profile", default="local")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
-    parser.add_argument("--start", default="committed", help="committed | earliest | latest | timestamp=ISO | offsets=p:o,...")
-    parser.add_argument("--stop", default=None, help="none (run forever) | latest | timestamp=ISO | offsets=p:o,...")
-    args = parser.parse_args(argv)
-    platform = load_config(args.profile, args.set)
-    env = create_env(platform.flink)
-    build(env, pipeline_config(platform, start=args.start, stop=args.stop))
-    env.execute("telemetry pipeline")
-    return 0
+    return job_main(argv, name="telemetry pipeline", description="Telemetry pipeline: validate, dedup, enrich, sink exactly once.", make_config=pipeline_config, build=build)
 
 
 if __name__ == "__main__":

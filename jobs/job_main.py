@@ -1,0 +1,46 @@
+"""The one `main()` every streaming job shares: read config, build the job, execute it.
+
+The same entry serves `telemetry run …` on the MiniCluster and `flink run -py jobs/<job>.py …` on
+a cluster: a job module only says how to make its config and how to build itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, Callable
+
+from fleet.config import PlatformConfig, load_config
+
+START_HELP = "committed | earliest | latest | timestamp=ISO | offsets=p:o,..."
+STOP_HELP = "omit to run forever; latest | timestamp=ISO | offsets=p:o,... for a bounded run"
+
+
+def add_position_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--start", default="committed", help=START_HELP)
+    parser.add_argument("--stop", default=None, help=STOP_HELP)
+
+
+def execute_job(
+    platform: PlatformConfig,
+    *,
+    name: str,
+    make_config: Callable[..., Any],
+    build: Callable[[Any, Any], Any],
+    start: str,
+    stop: str | None,
+) -> None:
+    from jobs.flink_env import create_env
+
+    env = create_env(platform.flink)
+    build(env, make_config(platform, start=start, stop=stop))
+    env.execute(name)
+
+
+def job_main(argv: list[str] | None, *, name: str, description: str, make_config: Callable[..., Any], build: Callable[[Any, Any], Any]) -> int:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--profile", default="local")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    add_position_arguments(parser)
+    args = parser.parse_args(argv)
+    execute_job(load_config(args.profile, args.set), name=name, make_config=make_config, build=build, start=args.start, stop=args.stop)
+    return 0
