@@ -8,7 +8,6 @@ files are hidden (dot-prefixed) until then.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 from pyflink.common import Types
 from pyflink.common.typeinfo import TypeInformation

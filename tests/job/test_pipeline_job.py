@@ -12,7 +12,7 @@ import orjson
 import pytest
 from pyflink.common import Types
 
-from connectors.hot_store import StoreConfig, open_hot_store, open_status_store
+from connectors.hot_store import open_hot_store, open_status_store
 from device_sim.fleet_model import Fleet, FleetSpec
 from fleet.config import load_config
 from jobs.flink_env import create_env
