@@ -1,8 +1,9 @@
 """Deterministic defects for simulated payloads: the bad input a real fleet sends now and then.
 
 Each defect produces a payload the schema must refuse, with the reason it must give, so tests and
-the demo can check that every bad payload is accounted for. Issue D adds duplicates, late and
-out-of-order events on top.
+the demo can check that every bad payload is accounted for: schema-invalid JSON (DEFECTS) and raw
+bytes that are not JSON at all (MALFORMED, sent as a `RawPayload`). Duplicates, late and
+out-of-order events, offline vehicles, geofence exits and low batteries are `device_sim.scenario`'s.
 """
 
 from __future__ import annotations
@@ -62,3 +63,55 @@ def with_resends(events: Iterable[dict[str, Any]], count: int, seed: int = 11) -
     yield from events
     for index in sorted(random.Random(seed).sample(range(len(events)), count)):
         yield copy.deepcopy(events[index])
+
+
+class RawPayload(bytes):
+    """Payload bytes to send exactly as they are (outputs do not JSON-encode them), e.g. a malformed
+    payload. `vehicle_id` is the vehicle that sent them — the Kafka key and the MQTT topic — or None.
+
+    A `bytes` subclass: anything that takes bytes takes it; equality is the bytes' equality.
+    """
+
+    vehicle_id: int | None
+
+    def __new__(cls, data: bytes, vehicle_id: int | None = None) -> "RawPayload":
+        payload = super().__new__(cls, data)
+        payload.vehicle_id = vehicle_id
+        return payload
+
+    def __repr__(self) -> str:
+        return f"RawPayload({bytes(self)!r}, vehicle_id={self.vehicle_id})"
+
+
+def _truncated(payload: bytes, _vehicle_id: int, _rng: random.Random) -> bytes:
+    return payload[: max(1, len(payload) // 2)]  # a frame cut off mid-object
+
+
+def _binary(_payload: bytes, _vehicle_id: int, rng: random.Random) -> bytes:
+    return b"\xff\xfe" + bytes(rng.getrandbits(8) for _ in range(46))  # never UTF-8, never JSON
+
+
+def _text(_payload: bytes, vehicle_id: int, _rng: random.Random) -> bytes:
+    return b"ERR GPS NOFIX vehicle=%d" % vehicle_id  # a firmware debug line on the telemetry topic
+
+
+# name → maker(valid payload bytes, vehicle_id, rng) of raw bytes that are not JSON; the schema's
+# reason for every one of them is BAD_JSON.
+MALFORMED: dict[str, Callable[[bytes, int, random.Random], bytes]] = {
+    "truncated": _truncated,
+    "binary": _binary,
+    "text": _text,
+}
+
+
+def malformed_payload(kind: str, payload: bytes, vehicle_id: int, rng: random.Random) -> RawPayload:
+    """Raw bytes of `kind` (see MALFORMED) in place of `payload`, sent by `vehicle_id`."""
+    return RawPayload(MALFORMED[kind](payload, vehicle_id, rng), vehicle_id)
+
+
+def schema_defect(event: dict[str, Any], kind: str) -> tuple[dict[str, Any], str]:
+    """A copy of `event` with defect `kind` (see DEFECTS) and the reason the schema must give."""
+    mutate, reason = DEFECTS[kind]
+    event = copy.deepcopy(event)
+    mutate(event)
+    return event, reason

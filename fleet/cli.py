@@ -87,6 +87,16 @@ def cmd_sim_kafka(args: argparse.Namespace) -> int:
     return 0 if report.failed == 0 else 5
 
 
+def cmd_sim_run(args: argparse.Namespace) -> int:
+    from device_sim.cli import run
+
+    config = _config(args)
+    return run(
+        args, bootstrap=config.kafka.bootstrap_servers, topic=config.kafka.topic("telemetry").name,
+        mqtt=(config.infra.host, config.infra.mqtt_port),
+    )
+
+
 def cmd_run_smoke(args: argparse.Namespace) -> int:
     from jobs.flink_env import create_env
     from jobs.smoke_count import format_summary, run, smoke_config
@@ -287,6 +297,11 @@ def build_parser() -> argparse.ArgumentParser:
     sim_kafka.add_argument("--events", type=int, default=5_000)
     sim_kafka.add_argument("--seed", type=int, default=42)
     sim_kafka.add_argument("--rate", type=float, default=None, help="events/s, open loop (default: as fast as possible)")
+
+    sim_run = add(sim_cmd, "run", cmd_sim_run, "the fleet at the seed's rates (5 Hz trip, 1 Hz, 0.1 Hz parked) with fault knobs, to Kafka or MQTT")
+    from device_sim.cli import add_arguments as add_sim_arguments
+
+    add_sim_arguments(sim_run)
 
     run_cmd = commands.add_parser("run", help="run a Flink job on the local MiniCluster").add_subparsers(dest="action", required=True)
     smoke = add(run_cmd, "smoke", cmd_run_smoke, "count and validate the telemetry topic between two positions")
