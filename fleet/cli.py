@@ -230,6 +230,31 @@ def cmd_bench_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_bridge(args: argparse.Namespace) -> int:
+    from connectors.mqtt_bridge_cli import run_from_args
+
+    return run_from_args(_config(args), args)
+
+
+def cmd_bench_bridge(args: argparse.Namespace) -> int:
+    from connectors.mqtt_bridge_bench import run_bridge_benchmark
+
+    run_bridge_benchmark(_config(args), messages=args.messages, vehicles=args.vehicles)
+    return 0
+
+
+def cmd_bench_sim(args: argparse.Namespace) -> int:
+    from device_sim.bench import run_sim_benchmark
+
+    config = _config(args)
+    # Its own Kafka broker (50 partitions, as in production), so the figure is not shared with a demo.
+    run_sim_benchmark(
+        vehicles=args.vehicles, seconds=args.seconds,
+        out_json=config.infra.run_dir / "bench" / f"sim-cpu-{int(time.time())}.json",
+    )
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from collections import Counter
 
@@ -321,6 +346,18 @@ def build_parser() -> argparse.ArgumentParser:
     bench_alerts.add_argument("--vehicles", type=int, default=2_000)
     bench_alerts.add_argument("--warmup", type=float, default=5.0, help="seconds at the start reported apart")
     bench_alerts.add_argument("--alert-share", type=float, default=0.01, help="share of vehicles that flip between flat and charging")
+
+    bench_bridge = add(bench_cmd, "bridge", cmd_bench_bridge, "MQTT→Kafka bridge throughput (msgs/s, msgs per CPU-second)")
+    bench_bridge.add_argument("--messages", type=int, default=100_000)
+    bench_bridge.add_argument("--vehicles", type=int, default=5_000)
+    bench_sim = add(bench_cmd, "sim", cmd_bench_sim, "simulator CPU per 1K vehicles producing at 1 Hz into Kafka")
+    bench_sim.add_argument("--vehicles", type=int, default=50_000)
+    bench_sim.add_argument("--seconds", type=float, default=30)
+
+    from connectors.mqtt_bridge_cli import add_arguments as add_bridge_arguments
+
+    bridge = add(commands, "bridge", cmd_bridge, "MQTT→Kafka bridge: $share/<group>/telemetry/+ → vehicle-telemetry, rejects → telemetry-dlq")
+    add_bridge_arguments(bridge)
 
     query_cmd = commands.add_parser("query", help="read the hot store and the vehicle status table").add_subparsers(dest="action", required=True)
     trace = add(query_cmd, "trace", cmd_query_trace, "a vehicle's GPS trace, newest first (the seed's example query)")

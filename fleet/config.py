@@ -35,6 +35,9 @@ class InfraConfig:
     kafka_heap: str
     mqtt_port: int
     moto_port: int
+    mqtt_auth: bool  # per-vehicle credentials and ACL on the local Mosquitto
+    mqtt_first_vehicle_id: int
+    mqtt_vehicles: int
 
     @property
     def kafka_address(self) -> str:

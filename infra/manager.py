@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from typing import Iterable, Protocol
 
 from fleet.config import InfraConfig
@@ -21,6 +23,27 @@ class Component(Protocol):
     def status(self) -> ComponentStatus: ...
 
 
+def mqtt_secret(config: InfraConfig) -> str:
+    """$TELEMETRY_MQTT_SECRET, else one generated once into the run folder (0600)."""
+    if os.environ.get("TELEMETRY_MQTT_SECRET"):
+        return os.environ["TELEMETRY_MQTT_SECRET"]
+    path = config.run_dir / "mosquitto" / "secret"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(secrets.token_urlsafe(32))
+    return path.read_text().strip()
+
+
+def _mqtt_security(config: InfraConfig):
+    if not config.mqtt_auth:
+        return None
+    from infra.mqtt_security import write_security
+
+    first = config.mqtt_first_vehicle_id
+    return write_security(config.run_dir / "mosquitto" / "security", mqtt_secret(config), range(first, first + config.mqtt_vehicles))
+
+
 class LocalInfra:
     """The local servers of one run folder. Start order is the order of COMPONENTS; stop is reverse."""
 
@@ -28,7 +51,7 @@ class LocalInfra:
         self.config = config
         self.components: dict[str, Component] = {
             "kafka": KafkaBroker(config.run_dir, config.host, config.kafka_port, config.kafka_controller_port, config.kafka_heap),
-            "mosquitto": MosquittoBroker(config.run_dir, config.host, config.mqtt_port),
+            "mosquitto": MosquittoBroker(config.run_dir, config.host, config.mqtt_port, _mqtt_security(config)),
             "moto": MotoServer(config.run_dir, config.host, config.moto_port),
         }
 

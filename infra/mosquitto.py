@@ -1,7 +1,8 @@
 """Mosquitto (from Debian's package) with a generated config, listening on loopback only.
 
-Issue D adds per-vehicle credentials and ACLs here; until then the listener is anonymous, which is
-safe only because it binds 127.0.0.1.
+With `security` (infra/mqtt_security.py) every vehicle has its own credentials and may publish
+only to `telemetry/<its id>`; without it the listener is anonymous, which is acceptable only
+because it binds 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -10,15 +11,22 @@ import getpass
 import shutil
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from infra.process import ComponentStatus, InfraError, ManagedProcess, port_open, wait_until
+
+
+if TYPE_CHECKING:
+    from infra.mqtt_security import MqttSecurity
 
 
 class MosquittoBroker:
     name = "mosquitto"
 
-    def __init__(self, run_dir: Path, host: str, port: int):
+    def __init__(self, run_dir: Path, host: str, port: int, security: "MqttSecurity | None" = None):
         self.folder = run_dir / "mosquitto"
         self.host, self.port = host, port
+        self.security = security  # per-vehicle credentials + ACL (infra/mqtt_security.py), or anonymous
         self.process = ManagedProcess("mosquitto", self.folder)
 
     @property
@@ -31,7 +39,7 @@ class MosquittoBroker:
             # folder (log, persistence): stay the user that owns it.
             f"user {getpass.getuser()}",
             f"listener {self.port} {self.host}",
-            "allow_anonymous true",
+            *(self.security.conf_lines() if self.security else ["allow_anonymous true"]),
             "persistence true",
             f"persistence_location {self.folder / 'data'}/",
             # QoS 1 sessions of parked vehicles must survive a broker restart.
