@@ -29,6 +29,7 @@ from typing import Any, Callable, Iterable
 
 import paho.mqtt.client as mqtt
 
+from device_sim.kafka_output import ProduceReport
 from device_sim.pacing import OpenLoop
 from udfs.telemetry_schema import encode
 
@@ -36,25 +37,10 @@ Credentials = Callable[[Any], "tuple[str, str | None] | None"]
 
 
 @dataclass(frozen=True)
-class PublishReport:
-    sent: int
-    acknowledged: int
-    failed: int
-    seconds: float  # first publish to the last acknowledgement
-    first_error: str | None
-    target_rate: float | None = None
-    send_seconds: float = 0.0  # first publish to the last publish
+class PublishReport(ProduceReport):
+    """ProduceReport's counts and rates, for MQTT publishes (seconds: first publish to last ack)."""
+
     connections: int = 0
-
-    @property
-    def rate(self) -> float:
-        """Acknowledged events per second, acknowledgements included."""
-        return self.acknowledged / self.seconds if self.seconds > 0 else 0.0
-
-    @property
-    def send_rate(self) -> float:
-        """The achieved open-loop rate: publishes per second."""
-        return self.sent / self.send_seconds if self.send_seconds > 0 else 0.0
 
     def summary(self, where: str) -> str:
         target = f" (target {self.target_rate:,.0f}/s)" if self.target_rate else ""
