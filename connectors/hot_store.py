@@ -129,6 +129,13 @@ class VehicleStatusStore(Protocol):
     def close(self) -> None: ...
 
 
+def wants_points(limit: int | None) -> bool:
+    """The trace() limit every backend accepts: None (all) or >= 0; False when 0 asks for nothing."""
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0, got {limit}")
+    return limit != 0
+
+
 def point_from_enriched(enriched: dict[str, Any]) -> TelemetryPoint:
     """An enriched event (udfs.enrich) as a hot-store point."""
     location, battery = enriched["location"], enriched["battery"]

@@ -24,6 +24,7 @@ from connectors.hot_store import (
     TelemetryPoint,
     TracePoint,
     WriteResult,
+    wants_points,
 )
 from connectors.sqlite_db import SqliteDatabase
 
@@ -147,9 +148,7 @@ class LocalHotStore:
     def trace(
         self, vehicle_id: int, since_ms: int, until_ms: int | None = None, limit: int | None = None
     ) -> list[TracePoint]:
-        if limit is not None and limit < 0:
-            raise ValueError(f"limit must be >= 0, got {limit}")
-        if limit == 0:
+        if not wants_points(limit):
             return []
         sql = "SELECT time_ms, latitude, longitude, speed_kmh FROM telemetry WHERE vehicle_id = ? AND time_ms >= ?"
         params: list[Any] = [vehicle_id, since_ms]

@@ -30,6 +30,7 @@ from connectors.hot_store import (
     TelemetryPoint,
     TracePoint,
     WriteResult,
+    wants_points,
 )
 from connectors.hot_store_local import partition_points
 
@@ -245,9 +246,7 @@ class TimestreamHotStore:
     def trace(
         self, vehicle_id: int, since_ms: int, until_ms: int | None = None, limit: int | None = None
     ) -> list[TracePoint]:
-        if limit is not None and limit < 0:
-            raise ValueError(f"limit must be >= 0, got {limit}")
-        if limit == 0:
+        if not wants_points(limit):
             return []
         sql = trace_query(
             self.config.timestream_database, self.config.timestream_table, vehicle_id, since_ms, until_ms, limit
