@@ -115,6 +115,14 @@ class AlertSettings:
 
 
 @dataclass(frozen=True)
+class FaultSettings:
+    """Fault injection for the failure harness; empty = off (the only sane production value)."""
+
+    fail_once_at: str  # "<vehicle_id>@<event_time_ms>": user functions fail once on that record
+    marker_dir: str
+
+
+@dataclass(frozen=True)
 class PlatformConfig:
     profile: str
     infra: InfraConfig
@@ -124,6 +132,7 @@ class PlatformConfig:
     pipeline: PipelineSettings
     stores: StoreConfig
     alerts: AlertSettings
+    faults: FaultSettings
 
 
 def load_config(
@@ -275,9 +284,19 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
     if alerts.battery_rearm_percent < alerts.low_battery_percent or alerts.offline_after_s <= 0:
         raise ConfigError("[alerts] battery_rearm_percent >= low_battery_percent and offline_after_s > 0")
 
+    faults_raw = dict(_section(raw, "faults"))
+    faults_raw["marker_dir"] = str(Path(faults_raw.get("marker_dir") or infra.run_dir / "faults").expanduser())
+    faults = _construct(FaultSettings, faults_raw, "faults")
+    from udfs.fault_injection import FailOnce
+
+    try:
+        FailOnce.parse(faults.fail_once_at, faults.marker_dir, "check")
+    except ValueError as exc:
+        raise ConfigError(f"[faults] {exc}") from None
+
     return PlatformConfig(
         profile=profile, infra=infra, kafka=KafkaConfig(bootstrap, topics), flink=flink, aws=aws,
-        pipeline=pipeline, stores=stores, alerts=alerts,
+        pipeline=pipeline, stores=stores, alerts=alerts, faults=faults,
     )
 
 

@@ -26,6 +26,7 @@ from jobs.anomaly_functions import AlertDetector, AlertNotifier
 from jobs.job_main import job_main
 from jobs.pipeline_functions import VALID_TYPE, ParseAndValidate
 from udfs.alert_rules import AlertPolicy
+from udfs.fault_injection import FailOnce
 
 ALL_OUTPUTS = frozenset({"kafka", "sns", "log", "status"})
 
@@ -45,6 +46,7 @@ class AnomalyConfig:
     sns_topic: str
     alert_log: str
     outputs: frozenset[str] = field(default=ALL_OUTPUTS)
+    fail_once: FailOnce | None = None  # the failure harness's injected fault; None in real runs
 
 
 def anomaly_config(platform: PlatformConfig, *, start: str = "committed", stop: str | None = None) -> AnomalyConfig:
@@ -62,6 +64,7 @@ def anomaly_config(platform: PlatformConfig, *, start: str = "committed", stop: 
         aws=platform.stores,
         sns_topic=alerts.sns_topic,
         alert_log=alerts.alert_log,
+        fail_once=FailOnce.parse(platform.faults.fail_once_at, platform.faults.marker_dir, "alerts"),
     )
 
 
@@ -74,7 +77,7 @@ def build(env: StreamExecutionEnvironment, config: AnomalyConfig, *, raw: DataSt
         raw.process(ParseAndValidate(config.telemetry_topic, to_dlq=False), output_type=VALID_TYPE)
         .name("parse and validate").uid("alerts-parse-validate")
         .key_by(lambda row: row[0], key_type=Types.LONG())
-        .process(AlertDetector(config.policy, config.service_area, config.timer_granularity_ms), output_type=Types.STRING())
+        .process(AlertDetector(config.policy, config.service_area, config.timer_granularity_ms, config.fail_once), output_type=Types.STRING())
         .name("alert detector").uid("alert-detector")
     )
     if config.outputs & {"sns", "log", "status"}:

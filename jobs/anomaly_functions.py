@@ -13,8 +13,9 @@ from pyflink.datastream.state import ValueStateDescriptor
 from connectors.alert_log import AlertLog
 from connectors.hot_store import StoreConfig
 from udfs.alert_rules import OFFLINE, AlertPolicy, VehicleAlertState, on_event, on_silence
-from udfs.telemetry_schema import parse_timestamp_ms
+from udfs.fault_injection import FailOnce
 from udfs.geofence import load_service_area
+from udfs.telemetry_schema import parse_timestamp_ms
 
 
 def _decode(stored: str | None) -> tuple[VehicleAlertState, int | None]:
@@ -37,8 +38,9 @@ class AlertDetector(KeyedProcessFunction):
     forgets a vehicle that was about to go offline.
     """
 
-    def __init__(self, policy: AlertPolicy, service_area_path: str, timer_granularity_ms: int):
+    def __init__(self, policy: AlertPolicy, service_area_path: str, timer_granularity_ms: int, fail_once: FailOnce | None = None):
         self.policy = policy
+        self.fail_once = fail_once
         self.service_area_path = service_area_path
         self.granularity = max(1, timer_granularity_ms)
 
@@ -50,6 +52,8 @@ class AlertDetector(KeyedProcessFunction):
 
     def process_element(self, row: Any, ctx: KeyedProcessFunction.Context) -> Iterable[str]:
         event_time_ms, ingested_at_ms, payload = row[1], row[2], row[3]
+        if self.fail_once is not None:
+            self.fail_once.check(row[0], event_time_ms)
         state, timer_at = _decode(self.state.value())
         state, alerts = on_event(state, orjson.loads(payload), event_time_ms, self.area.contains, self.policy)
         timers = ctx.timer_service()

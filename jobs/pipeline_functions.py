@@ -24,6 +24,7 @@ from connectors.hot_store import StoreConfig, latest_status, open_hot_store, ope
 from connectors.parquet_sink import ParquetSchema
 from udfs.dlq import dlq_record, encode_dlq_record
 from udfs.enrich import BRONZE_COLUMNS, bronze_values, enrich, vehicle_type_of
+from udfs.fault_injection import FailOnce
 from udfs.telemetry_schema import Rejection, parse, parse_timestamp_ms
 from udfs.vehicle_registry import load_registry_file, parse_registry_record
 
@@ -39,6 +40,13 @@ DLQ_TAG = OutputTag("dlq", Types.STRING())
 BRONZE_TAG = OutputTag("bronze", BRONZE_SCHEMA.type_info())
 STORE_TAG = OutputTag("store", STORE_TYPE)
 REGISTRY_STATE = MapStateDescriptor("vehicle-registry", Types.LONG(), Types.STRING())
+
+# PyFlink 2.2 fills in RocksDB's default periodic compaction with `Duration.of_days(30)`, built
+# through the py4j gateway, which a TaskManager's embedded interpreter (thread mode on a real
+# cluster) does not have: opening the state fails with FileNotFoundError. The embedded runtime
+# never sends that value to Java (java_utils.to_java_state_ttl_config reads only the entry count),
+# so any non-empty placeholder avoids the gateway call; RocksDB keeps its own default.
+_PERIODIC_COMPACTION_NOT_SENT = "rocksdb-default"
 
 # Event-time timer that only the final watermark of a bounded input reaches: it flushes what a
 # processing-time timer would otherwise leave behind when a bounded job (backfill) finishes.
@@ -104,6 +112,7 @@ class DedupAndEnrich(KeyedBroadcastProcessFunction):
     def __init__(
         self, dedup_ttl_s: int, store_shards: int, registry_file: str = "", *,
         registry_topic: tuple[str, str] | None = None, to_bronze: bool = True, to_store: bool = True,
+        fail_once: FailOnce | None = None,
     ):
         self.dedup_ttl_s = dedup_ttl_s
         self.store_shards = store_shards
@@ -112,6 +121,7 @@ class DedupAndEnrich(KeyedBroadcastProcessFunction):
         # PyFlink refuses a record for a side output nobody consumes: emit only what is wired.
         self.to_bronze = to_bronze
         self.to_store = to_store
+        self.fail_once = fail_once
 
     def open(self, runtime_context: RuntimeContext) -> None:
         seen = MapStateDescriptor("seen-timestamps", Types.LONG(), Types.BOOLEAN())
@@ -120,6 +130,11 @@ class DedupAndEnrich(KeyedBroadcastProcessFunction):
             StateTtlConfig.new_builder(Time.seconds(self.dedup_ttl_s))
             .set_update_type(StateTtlConfig.UpdateType.OnCreateAndWrite)
             .set_state_visibility(StateTtlConfig.StateVisibility.NeverReturnExpired)
+            # Explicit cleanup instead of the background default (see _PERIODIC_COMPACTION_NOT_SENT):
+            # incremental for the heap backend, the compaction filter for RocksDB.
+            .disable_cleanup_in_background()
+            .cleanup_incrementally(10, False)
+            .cleanup_in_rocksdb_compact_filter(1000, _PERIODIC_COMPACTION_NOT_SENT)
             .build()
         )
         self.seen = runtime_context.get_map_state(seen)
@@ -135,6 +150,8 @@ class DedupAndEnrich(KeyedBroadcastProcessFunction):
 
     def process_element(self, row: Row, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext) -> Iterable:
         vehicle_id, event_time_ms, ingested_at_ms, payload = row[0], row[1], row[2], row[3]
+        if self.fail_once is not None:
+            self.fail_once.check(vehicle_id, event_time_ms)
         if self.seen.contains(event_time_ms):
             self.duplicates.inc()
             return

@@ -40,6 +40,7 @@ from jobs.pipeline_functions import (
     ParseRegistry,
     StoreWriter,
 )
+from udfs.fault_injection import FailOnce
 
 ALL_SINKS = frozenset({"enriched", "bronze", "store", "dlq"})
 
@@ -62,6 +63,7 @@ class PipelineConfig:
     store_flush_ms: int
     store_shards: int
     sinks: frozenset[str] = field(default=ALL_SINKS)
+    fail_once: FailOnce | None = None  # the failure harness's injected fault; None in real runs
 
 
 def pipeline_config(platform: PlatformConfig, *, start: str = "committed", stop: str | None = None) -> PipelineConfig:
@@ -82,6 +84,7 @@ def pipeline_config(platform: PlatformConfig, *, start: str = "committed", stop:
         stores=platform.stores,
         store_flush_ms=settings.store_flush_ms,
         store_shards=settings.store_shards,
+        fail_once=FailOnce.parse(platform.faults.fail_once_at, platform.faults.marker_dir, "pipeline"),
     )
 
 
@@ -131,7 +134,7 @@ def build(
             DedupAndEnrich(
                 config.dedup_ttl_s, config.store_shards, config.registry_file,
                 registry_topic=(config.bootstrap_servers, config.registry_topic) if registry_from_kafka else None,
-                to_bronze=bronze_wanted, to_store="store" in config.sinks,
+                to_bronze=bronze_wanted, to_store="store" in config.sinks, fail_once=config.fail_once,
             ),
             output_type=KEYED_RECORD_TYPE,
         )
