@@ -81,3 +81,31 @@ def end_offsets(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> 
         return result
     finally:
         consumer.close()
+
+
+def read_values(
+    bootstrap_servers: str, topic: str, start: dict[int, int] | None = None, *, idle_s: float = 1.0, timeout_s: float = 120.0
+) -> list[bytes]:
+    """Committed values of `topic` from `start` (default: the beginning) up to now, as any
+    read_committed consumer sees them. Stops when every partition has reached the end offsets
+    taken at the start, or nothing arrived for `idle_s` (an exactly-once producer's open
+    transaction holds the read position back: what it has not committed is not there yet)."""
+    from confluent_kafka import TopicPartition
+
+    end = end_offsets(bootstrap_servers, topic)
+    consumer = make_consumer(bootstrap_servers, f"fleet-telemetry-reader-{time.time_ns()}")
+    values: list[bytes] = []
+    try:
+        consumer.assign([TopicPartition(topic, p, (start or {}).get(p, 0)) for p in end])
+        deadline = time.monotonic() + timeout_s
+        idle_until = time.monotonic() + max(idle_s, 3.0)  # the first fetch takes a moment
+        while time.monotonic() < min(idle_until, deadline):
+            batch = [m for m in consumer.consume(num_messages=10_000, timeout=0.3) if m.error() is None]
+            if batch:
+                values += [m.value() for m in batch]
+                idle_until = time.monotonic() + idle_s
+            elif all(tp.offset >= end[tp.partition] for tp in consumer.position(consumer.assignment())):
+                break
+    finally:
+        consumer.close()
+    return values

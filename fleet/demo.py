@@ -14,7 +14,7 @@ from pathlib import Path
 import orjson
 
 from connectors.hot_store import open_hot_store, open_status_store
-from connectors.kafka_clients import end_offsets, make_consumer
+from connectors.kafka_clients import end_offsets, read_values
 from connectors.kafka_source import OffsetPosition
 from connectors.kafka_topics import admin_client, ensure_topics, format_reports
 from connectors.vehicle_registry_topic import publish_registry
@@ -45,26 +45,6 @@ def _step(number: int, text: str) -> float:
 
 def _done(started: float) -> None:
     print(f"      done in {time.perf_counter() - started:.1f}s", flush=True)
-
-
-def _count_since(bootstrap: str, topic: str, start: dict[int, int]) -> list[bytes]:
-    """Committed records of `topic` after `start` offsets (read_committed, like any consumer)."""
-    from confluent_kafka import TopicPartition
-
-    end = end_offsets(bootstrap, topic)
-    consumer = make_consumer(bootstrap, f"demo-verify-{time.time_ns()}")
-    values: list[bytes] = []
-    try:
-        consumer.assign([TopicPartition(topic, p, start.get(p, 0)) for p in end])
-        idle_until = time.monotonic() + 3
-        while time.monotonic() < idle_until:
-            batch = [m for m in consumer.consume(num_messages=10_000, timeout=0.5) if m.error() is None]
-            if batch:
-                values += [m.value() for m in batch]
-                idle_until = time.monotonic() + 1
-    finally:
-        consumer.close()
-    return values
 
 
 def _bronze_rows(files: list[Path]) -> int:
@@ -126,8 +106,8 @@ def run_demo(config: PlatformConfig, *, vehicles: int, events: int, defects: int
         _done(started)
 
         started = _step(6, "what reached each sink")
-        enriched = _count_since(bootstrap, enriched_topic, before[enriched_topic])
-        dlq = [orjson.loads(v) for v in _count_since(bootstrap, dlq_topic, before[dlq_topic])]
+        enriched = read_values(bootstrap, enriched_topic, before[enriched_topic])
+        dlq = [orjson.loads(v) for v in read_values(bootstrap, dlq_topic, before[dlq_topic])]
         new_files = sorted(set(bronze_root.rglob("*.parquet")) - bronze_before) if bronze_root else []
         bronze_rows = _bronze_rows(new_files)
         sample = orjson.loads(enriched[-1]) if enriched else None

@@ -158,7 +158,8 @@ class FlinkCluster:
         pid = self._start(self.jobmanager, "jobmanager.sh")
         wait_until(self._rest_ready, timeout_s=timeout_s, what=f"Flink REST on {self.rest_url}", process=self.jobmanager)
         for index in range(taskmanagers):
-            self.start_taskmanager(index, timeout_s=timeout_s)
+            if self.taskmanager(index).pid() is None:
+                self.start_taskmanager(index, timeout_s=timeout_s)
         return pid
 
     def start_taskmanager(self, index: int | None = None, timeout_s: float = 90.0) -> int:

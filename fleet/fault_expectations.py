@@ -1,0 +1,86 @@
+"""What the sinks must hold after a harness run, computed from the input alone with the jobs' own
+pure functions (udfs): the failure harness compares the sinks against this, record by record.
+
+  unique valid events   (vehicle_id, event time) of every valid event, once: enriched topic,
+                        Bronze, hot store must each hold exactly these
+  rejects               (reason, payload) of every invalid payload as sent, re-sends included:
+                        the DLQ must hold exactly these
+  alerts                the alert ids the alert job must raise: the event rules replayed per
+                        vehicle in send order (Kafka keeps a vehicle's order), with an offline
+                        silence wherever a vehicle's next send is more than the offline timeout away
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from device_sim.kafka_output import key_and_payload
+from udfs.alert_rules import AlertPolicy, VehicleAlertState, on_event, on_silence
+from udfs.telemetry_schema import Rejection, parse, parse_timestamp_ms
+
+# A silence this close to the offline timeout could go either way (timer rounding, scheduling):
+# the harness plans its input so that no gap falls inside the band, and says so if one does.
+AMBIGUOUS_BAND_S = 3.0
+
+
+@dataclass(frozen=True)
+class Expectation:
+    sent: int
+    unique_valid: frozenset[tuple[int, int]]
+    rejects: Counter  # (reason, payload bytes) → copies
+    alert_ids: frozenset[str]
+    alerts_by_kind: dict[str, int]
+    ambiguous_gaps: int  # vehicle gaps within AMBIGUOUS_BAND_S of the offline timeout
+
+
+def expect(
+    timed_items: Iterable[tuple[int, Any]],
+    policy: AlertPolicy,
+    inside_service_area: Callable[[float, float], bool],
+) -> Expectation:
+    """`timed_items`: (send time ms, item) in send order, as `Scenario.timed()` yields them and the
+    harness sends them (paced at real time, so send-time gaps are processing-time gaps)."""
+    sent = 0
+    unique: set[tuple[int, int]] = set()
+    rejects: Counter = Counter()
+    per_vehicle: dict[int, list[tuple[int, dict[str, Any], int]]] = {}
+    for send_ms, item in timed_items:
+        sent += 1
+        _key, payload = key_and_payload(item)
+        result = parse(payload, now_ms=send_ms)  # the job validates against its clock when it reads
+        if isinstance(result, Rejection):
+            rejects[(result.reason, payload)] += 1
+            continue
+        event_ms = parse_timestamp_ms(result["timestamp"])
+        unique.add((result["vehicle_id"], event_ms))
+        per_vehicle.setdefault(result["vehicle_id"], []).append((send_ms, result, event_ms))
+
+    offline_ms = policy.offline_after_s * 1000
+    band_ms = AMBIGUOUS_BAND_S * 1000
+    alert_ids: set[str] = set()
+    kinds: Counter = Counter()
+    ambiguous = 0
+    for vehicle_id, events in per_vehicle.items():
+        state = VehicleAlertState()
+        previous_send: int | None = None
+        for send_ms, event, event_ms in events:
+            if previous_send is not None:
+                gap = send_ms - previous_send
+                if abs(gap - offline_ms) <= band_ms:
+                    ambiguous += 1
+                if gap > offline_ms:
+                    state, raised = on_silence(state, vehicle_id, policy)
+                    _collect(raised, alert_ids, kinds)
+            state, raised = on_event(state, event, event_ms, inside_service_area, policy)
+            _collect(raised, alert_ids, kinds)
+            previous_send = send_ms
+    return Expectation(sent, frozenset(unique), rejects, frozenset(alert_ids), dict(sorted(kinds.items())), ambiguous)
+
+
+def _collect(raised: list[dict[str, Any]], ids: set[str], kinds: Counter) -> None:
+    for alert in raised:
+        if alert["alert_id"] not in ids:
+            ids.add(alert["alert_id"])
+            kinds[alert["kind"]] += 1

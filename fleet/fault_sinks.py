@@ -1,0 +1,94 @@
+"""Read back what a harness run left in every sink, as keys to count against fault_expectations.
+
+Exactly-once sinks are read the way their consumers read them: the enriched topic and the DLQ
+read_committed, Bronze only from committed files (in-progress files are dot-prefixed and
+invisible), the hot store by its rows. Alerts go out at least once, so both the records and the
+distinct alert ids are kept.
+"""
+
+from __future__ import annotations
+
+import base64
+import sqlite3
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+
+from connectors.kafka_clients import read_values
+from udfs.telemetry_schema import parse_timestamp_ms
+
+
+@dataclass(frozen=True)
+class SinkContents:
+    enriched: Counter  # (vehicle_id, event time ms) → copies
+    bronze: Counter
+    hot_store: Counter
+    dlq: Counter  # (reason, payload bytes) → copies
+    alert_records: int
+    alerts: Counter  # alert_id → copies
+    alert_kinds: dict[str, str]  # alert_id → kind
+
+
+def enriched_keys(bootstrap: str, topic: str) -> Counter:
+    keys: Counter = Counter()
+    for value in read_values(bootstrap, topic):
+        event = orjson.loads(value)
+        keys[(event["vehicle_id"], parse_timestamp_ms(event["timestamp"]))] += 1
+    return keys
+
+
+def bronze_keys(root: Path) -> Counter:
+    import pyarrow.parquet as pq
+
+    keys: Counter = Counter()
+    if not root.exists():
+        return keys
+    for path in root.rglob("*.parquet"):
+        if path.name.startswith("."):
+            continue  # in progress: not committed by a checkpoint yet
+        table = pq.read_table(path, columns=["vehicle_id", "event_time_ms"])
+        keys.update(zip(table.column("vehicle_id").to_pylist(), table.column("event_time_ms").to_pylist()))
+    return keys
+
+
+def hot_store_keys(sqlite_path: Path) -> Counter:
+    if not sqlite_path.exists():
+        return Counter()
+    with sqlite3.connect(f"file:{sqlite_path}?mode=ro", uri=True) as conn:
+        return Counter(conn.execute("SELECT vehicle_id, time_ms FROM telemetry").fetchall())
+
+
+def dlq_entries(bootstrap: str, topic: str) -> Counter:
+    entries: Counter = Counter()
+    for value in read_values(bootstrap, topic):
+        record = orjson.loads(value)
+        payload = record["payload"]
+        raw = base64.b64decode(payload) if record["payload_encoding"] == "base64" else payload.encode("utf-8")
+        entries[(record["reason"], raw)] += 1
+    return entries
+
+
+def alert_entries(bootstrap: str, topic: str) -> tuple[int, Counter, dict[str, str]]:
+    ids: Counter = Counter()
+    kinds: dict[str, str] = {}
+    records = read_values(bootstrap, topic)
+    for value in records:
+        alert = orjson.loads(value)
+        ids[alert["alert_id"]] += 1
+        kinds[alert["alert_id"]] = alert["kind"]
+    return len(records), ids, kinds
+
+
+def read_sinks(bootstrap: str, *, enriched_topic: str, dlq_topic: str, alerts_topic: str, bronze_root: Path, hot_store: Path) -> SinkContents:
+    records, alerts, kinds = alert_entries(bootstrap, alerts_topic)
+    return SinkContents(
+        enriched=enriched_keys(bootstrap, enriched_topic),
+        bronze=bronze_keys(bronze_root),
+        hot_store=hot_store_keys(hot_store),
+        dlq=dlq_entries(bootstrap, dlq_topic),
+        alert_records=records,
+        alerts=alerts,
+        alert_kinds=kinds,
+    )
