@@ -39,24 +39,32 @@ FAULTS: dict[str, str] = {
     "kafka_restart": "the Kafka broker is stopped and started again",
     "hot_store_outage": "another writer holds the hot store's write lock for the outage (SQLite: database is locked)",
 }
+# Not a failure, the planned way a job is upgraded on Kubernetes, checked the same way.
+OPERATIONS: dict[str, str] = {
+    "savepoint_upgrade": "both jobs stopped with a savepoint mid-stream and started again from it (flink stop / run -s)",
+}
 BASELINE = "none"
+JOB_FILES = {"pipeline": PROJECT_ROOT / "jobs" / "telemetry_pipeline.py", "alerts": PROJECT_ROOT / "jobs" / "anomaly_detection.py"}
 
 
 @dataclass(frozen=True)
 class HarnessPlan:
     vehicles: int = 60
-    duration_s: float = 60.0
+    duration_s: float = 75.0
     duplicates: int = 40
     out_of_order: int = 10
     malformed: int = 8
     schema_invalid: int = 8
     offline_vehicles: int = 2
-    offline_s: float = 45.0
+    offline_s: float = 55.0
     geofence_exits: int = 2
     low_batteries: int = 2
-    # Longer than any outage the harness causes plus a parked vehicle's 10 s interval, so only
-    # the planned silences are offline episodes (fault_expectations counts the near misses).
-    offline_after_s: float = 30.0
+    # Longer than any pause a failure causes (a savepoint upgrade's resubmission: 20-40 s), so
+    # only the planned silences are offline episodes (fault_expectations counts near misses).
+    offline_after_s: float = 45.0
+    # Parked vehicles report every 2 s here, not 10 s: the longest normal silence then stays far
+    # below the offline timeout even when an outage delays it.
+    parked_interval_ms: int = 2_000
     fault_at: float = 0.4  # share of the input sent before the failure
     outage_s: float = 30.0
     checkpoint_interval_ms: int = 1000
@@ -126,20 +134,26 @@ class Harness:
         self.cluster = FlinkCluster(config.infra.run_dir, config.infra.host)
 
     def __enter__(self) -> Harness:
+        """Start what is not running yet; on exit stop only that (a test session shares its
+        Kafka with other tests)."""
         self.out(f"servers: Kafka, moto and a Flink standalone cluster in {self.config.infra.run_dir}")
+        self._started = [s.name for s in self.infra.status(["kafka", "moto"]) if s.pid is None]
         self.infra.up(["kafka", "moto"])
+        self._cluster_started = self.cluster.jobmanager.pid() is None
         self.cluster.up()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        self.cluster.down()
-        self.infra.down(["kafka", "moto"])
+        if self._cluster_started:
+            self.cluster.down()
+        if self._started:
+            self.infra.down(self._started)
 
     # ---- one scenario ----------------------------------------------------------------------
 
     def run(self, fault: str) -> ScenarioResult:
-        if fault not in FAULTS and fault != BASELINE:
-            raise ValueError(f"unknown fault {fault!r}; known: {', '.join([*FAULTS, BASELINE])}")
+        if fault not in FAULTS and fault not in OPERATIONS and fault != BASELINE:
+            raise ValueError(f"unknown fault {fault!r}; known: {', '.join([*FAULTS, *OPERATIONS, BASELINE])}")
         started = time.monotonic()
         plan = self.plan
         tag = f"{fault.replace('_', '-')}-{uuid.uuid4().hex[:6]}"
@@ -149,11 +163,13 @@ class Harness:
         if fault == "udf_failure":
             settings["faults.fail_once_at"] = self._victim(timed, plan)
         config = load_config(self.config.profile, settings, environ={})
-        self.out(f"\n== {fault}: {FAULTS.get(fault, 'no failure (baseline)')}")
+        self.out(f"\n== {fault}: {FAULTS.get(fault) or OPERATIONS.get(fault) or 'no failure (baseline)'}")
         self.out(f"   input: {expectation.sent} records over {plan.duration_s:.0f}s, {len(expectation.unique_valid)} unique valid, "
                  f"{sum(expectation.rejects.values())} invalid, {len(expectation.alert_ids)} alerts expected {expectation.alerts_by_kind}")
         self._prepare(config, fleet_ids)
-        jobs = self._submit(config, settings)
+        self._args = ["--profile", config.profile, *(a for k, v in settings.items() for a in ("--set", f"{k}={v}")), "--start", "earliest"]
+        self._folder = folder
+        self._jobs = jobs = self._submit()
         try:
             detail, end_of_input = self._drive(config, timed, fault, plan)
             restarts = {name: self.cluster.restarts(job_id) for name, job_id in jobs.items()}
@@ -177,7 +193,10 @@ class Harness:
             schema_invalid=plan.schema_invalid, offline_vehicles=plan.offline_vehicles, offline_s=plan.offline_s,
             geofence_exits=plan.geofence_exits, low_batteries=plan.low_batteries, seed=plan.seed,
         )
-        scenario = Scenario(FleetSpec(vehicles=plan.vehicles, seed=plan.seed), knobs, duration_s=plan.duration_s)
+        from device_sim.rate_modes import RateModes
+
+        scenario = Scenario(FleetSpec(vehicles=plan.vehicles, seed=plan.seed), knobs, duration_s=plan.duration_s,
+                            modes=RateModes(parked_ms=plan.parked_interval_ms))
         timed = list(scenario.timed())
         alerts = self.config.alerts
         policy = AlertPolicy(alerts.low_battery_percent, alerts.battery_rearm_percent, plan.offline_after_s)
@@ -226,12 +245,13 @@ class Harness:
         ensure_topics(admin_client(config.kafka.bootstrap_servers), config.kafka.topics)
         publish_registry(config.kafka.bootstrap_servers, config.kafka.topic("registry").name, registry_records(vehicle_ids, seed=self.plan.seed))
 
-    def _submit(self, config: PlatformConfig, settings: dict[str, str]) -> dict[str, str]:
-        args = ["--profile", config.profile, *(a for k, v in settings.items() for a in ("--set", f"{k}={v}")), "--start", "earliest"]
-        files = {"pipeline": PROJECT_ROOT / "jobs" / "telemetry_pipeline.py", "alerts": PROJECT_ROOT / "jobs" / "anomaly_detection.py"}
+    def _submit(self, savepoints: dict[str, str] | None = None) -> dict[str, str]:
         # Two `flink run` clients at once: each is a JVM plus a Python process, ~12 s alone.
         with ThreadPoolExecutor(max_workers=2) as pool:
-            futures = {name: pool.submit(self.cluster.submit, path, args) for name, path in files.items()}
+            futures = {
+                name: pool.submit(self.cluster.submit, path, self._args, savepoint=(savepoints or {}).get(name))
+                for name, path in JOB_FILES.items()
+            }
             jobs = {name: future.result() for name, future in futures.items()}
         for job_id in jobs.values():
             self.cluster.wait_running(job_id)
@@ -286,6 +306,16 @@ class Harness:
             return f"hot store write-locked for {plan.outage_s:.0f}s"
         if fault == "udf_failure":
             return f"user functions fail once on event {config.faults.fail_once_at}"
+        if fault == "savepoint_upgrade":
+            target = (self._folder / "savepoints").as_uri()
+            savepoints = {name: self.cluster.stop_with_savepoint(job_id, target) for name, job_id in self._jobs.items()}
+            stopped_s = time.monotonic() - t0
+            self._jobs.update(self._submit(savepoints))
+            restored = {name: self.cluster.restored_from(job_id) for name, job_id in self._jobs.items()}
+            if restored != savepoints:
+                raise RuntimeError(f"jobs did not restore from their savepoints: {restored} != {savepoints}")
+            return (f"stopped with savepoints in {stopped_s:.1f}s, both restored from them and running after "
+                    f"{time.monotonic() - t0:.1f}s")
         return "none"
 
     def _settle(self, config: PlatformConfig, folder: Path, jobs: dict[str, str], expectation: Expectation,

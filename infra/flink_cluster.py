@@ -248,6 +248,11 @@ class FlinkCluster:
     def completed_checkpoints(self, job_id: str) -> int:
         return int(self._get(f"/jobs/{job_id}/checkpoints")["counts"]["completed"])
 
+    def restored_from(self, job_id: str) -> str | None:
+        """Where the job's state came from at its (latest) start: a savepoint or checkpoint path."""
+        restored = (self._get(f"/jobs/{job_id}/checkpoints").get("latest") or {}).get("restored") or {}
+        return restored.get("external_path")
+
     def exceptions(self, job_id: str) -> list[str]:
         history = self._get(f"/jobs/{job_id}/exceptions?maxExceptions=20").get("exceptionHistory", {}).get("entries", [])
         return [entry.get("exceptionName", "") + ": " + (entry.get("stacktrace", "").splitlines() or [""])[0] for entry in history]
