@@ -20,6 +20,9 @@ from connectors import jars
 from fleet.config import FlinkConfig
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+# Set in the Kubernetes image (deploy/flink-k8s/Dockerfile), whose Flink lib/ holds the connector
+# jars: the job then ships none (and needs no local jar cache).
+JARS_IN_FLINK_LIB = "TELEMETRY_JARS_IN_FLINK_LIB"
 
 
 def _embedded_python_path() -> str:
@@ -38,7 +41,7 @@ def _embedded_python_path() -> str:
 def flink_configuration(config: FlinkConfig, *, extra: dict[str, str] | None = None) -> Configuration:
     conf = Configuration()
     settings = {
-        "pipeline.jars": ";".join(jars.flink_jar_urls()),
+        **({} if os.environ.get(JARS_IN_FLINK_LIB) else {"pipeline.jars": ";".join(jars.flink_jar_urls())}),
         "python.execution-mode": config.execution_mode,
         "python.executable": sys.executable,
         "python.client.executable": sys.executable,
