@@ -37,7 +37,8 @@ FAULTS: dict[str, str] = {
     "taskmanager_kill": "the TaskManager JVM is SIGKILLed mid-stream; a new one starts (as Kubernetes restarts a pod)",
     "udf_failure": "a Python user function raises on one record, once, in both jobs",
     "kafka_restart": "the Kafka broker is stopped and started again",
-    "hot_store_outage": "another writer holds the hot store's write lock for the outage (SQLite: database is locked)",
+    "hot_store_outage": "the hot store is unavailable for the outage: local, another writer holds its write lock "
+                        "(SQLite: database is locked); timestream, the AWS endpoint refuses and resets connections",
 }
 # Not a failure, the planned way a job is upgraded on Kubernetes, checked the same way.
 OPERATIONS: dict[str, str] = {
@@ -69,7 +70,12 @@ class HarnessPlan:
     outage_s: float = 30.0
     checkpoint_interval_ms: int = 1000
     settle_timeout_s: float = 150.0  # after the input: how long the sinks may take to complete
+    store: str = "local"  # local (SQLite) | timestream (Timestream + DynamoDB on moto, through a cuttable proxy)
     seed: int = 7
+
+    def __post_init__(self) -> None:
+        if self.store not in ("local", "timestream"):
+            raise ValueError(f"store={self.store!r}: local or timestream")
 
 
 @dataclass(frozen=True)
@@ -96,9 +102,15 @@ class ScenarioResult:
     alert_deliveries: int  # records on fleet-alerts (at least once: repeats share an alert_id)
     restarts: dict[str, int]
     fault_detail: str
+    store: str
     ambiguous_gaps: int
     seconds: float
     notes: list[str] = field(default_factory=list)
+    # Timestream turns a rewrite of a stored record (same dimensions, time, version, values) into a
+    # no-op; moto stores every write, so with that backend the hot store is tallied by distinct
+    # keys and the rewrites a replay made are counted here.
+    hot_store_rewrites: int = 0
+    alerts_expected_by_kind: dict[str, int] = field(default_factory=dict)
 
     @property
     def lost(self) -> int:
@@ -139,11 +151,18 @@ class Harness:
         self.out(f"servers: Kafka, moto and a Flink standalone cluster in {self.config.infra.run_dir}")
         self._started = [s.name for s in self.infra.status(["kafka", "moto"]) if s.pid is None]
         self.infra.up(["kafka", "moto"])
+        from infra.fault_proxy import TcpProxy
+
+        # Every AWS call of the jobs (Timestream, DynamoDB, SNS) goes through this, so an outage
+        # can be made without stopping moto (which would lose its in-memory data).
+        self.aws_proxy = TcpProxy(self.config.infra.host, self.config.infra.moto_port, self.config.infra.host)
+        self.aws_proxy.start()
         self._cluster_started = self.cluster.jobmanager.pid() is None
         self.cluster.up()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        self.aws_proxy.stop()
         if self._cluster_started:
             self.cluster.down()
         if self._started:
@@ -178,7 +197,7 @@ class Harness:
         finally:
             for job_id in jobs.values():
                 self._cancel_quietly(job_id)
-        result = self._result(fault, expectation, contents, restarts, detail, time.monotonic() - started)
+        result = self._result(fault, expectation, contents, restarts, detail, time.monotonic() - started, plan.store)
         self.out("   " + summary_line(result))
         return result
 
@@ -235,6 +254,11 @@ class Harness:
             # exponential-delay (see docs/failure-harness.md).
             "flink.restart_attempts": "60", "flink.restart_delay_ms": "1000",
             "faults.marker_dir": str(folder / "markers"),
+            "aws.endpoint_url": self.aws_proxy.endpoint,
+            **({
+                "stores.hot_store_backend": "timestream", "stores.status_backend": "dynamodb",
+                "stores.timestream_database": f"mobility_{tag.replace('-', '_')}", "stores.dynamodb_table": f"vehicle-status-{tag}",
+            } if plan.store == "timestream" else {}),
         }
 
     def _prepare(self, config: PlatformConfig, vehicle_ids: list[int]) -> None:
@@ -243,6 +267,16 @@ class Harness:
         from device_sim.registry import registry_records
 
         ensure_topics(admin_client(config.kafka.bootstrap_servers), config.kafka.topics)
+        if config.stores.hot_store_backend == "timestream":
+            from connectors.hot_store import open_hot_store, open_status_store
+
+            hot, status = open_hot_store(config.stores), open_status_store(config.stores)
+            try:
+                hot.ensure_database_and_table(config.stores.retention_hours)
+                status.ensure_table()
+            finally:
+                hot.close()
+                status.close()
         publish_registry(config.kafka.bootstrap_servers, config.kafka.topic("registry").name, registry_records(vehicle_ids, seed=self.plan.seed))
 
     def _submit(self, savepoints: dict[str, str] | None = None) -> dict[str, str]:
@@ -301,6 +335,10 @@ class Harness:
             down_s = time.monotonic() - t0
             kafka.up()
             return f"broker stopped in {down_s:.1f}s, serving again after {time.monotonic() - t0:.1f}s"
+        if fault == "hot_store_outage" and plan.store == "timestream":
+            self.aws_proxy.cut()
+            threading.Timer(plan.outage_s, self.aws_proxy.restore).start()
+            return f"AWS endpoint (Timestream, DynamoDB, SNS) refusing connections for {plan.outage_s:.0f}s"
         if fault == "hot_store_outage":
             threading.Thread(target=_hold_write_lock, args=(Path(config.stores.local_path), plan.outage_s), daemon=True).start()
             return f"hot store write-locked for {plan.outage_s:.0f}s"
@@ -324,9 +362,12 @@ class Harness:
         checkpoints (a late duplicate would show), and read them. The alert job is cancelled
         before the whole fleet's silence after the input could raise offline alerts."""
         topics = config.kafka
+        stores = config.stores
+        timestream = (self.config.infra.moto_endpoint, stores.timestream_database, stores.timestream_table) if stores.hot_store_backend == "timestream" else None
         read = lambda: read_sinks(  # noqa: E731 - one call, used twice
             topics.bootstrap_servers, enriched_topic=topics.topic("enriched").name, dlq_topic=topics.topic("dlq").name,
-            alerts_topic=topics.topic("alerts").name, bronze_root=folder / "bronze", hot_store=Path(config.stores.local_path),
+            alerts_topic=topics.topic("alerts").name, bronze_root=folder / "bronze", hot_store=Path(stores.local_path),
+            timestream=timestream,
         )
         alerts_deadline = end_of_input + plan.offline_after_s - 5
         deadline = end_of_input + plan.settle_timeout_s
@@ -344,19 +385,26 @@ class Harness:
             self.cluster.wait_for_checkpoints(jobs["pipeline"], done + 1, timeout_s=60)
         return read()
 
-    def _result(self, fault: str, expectation: Expectation, contents: SinkContents, restarts: dict[str, int], detail: str, seconds: float) -> ScenarioResult:
+    def _result(self, fault: str, expectation: Expectation, contents: SinkContents, restarts: dict[str, int], detail: str,
+                seconds: float, store: str) -> ScenarioResult:
         expected_alerts = expectation.alert_ids
         got = set(contents.alerts)
+        hot_store = contents.hot_store
+        rewrites = 0
+        if store == "timestream":
+            rewrites = sum(hot_store.values()) - len(hot_store)
+            hot_store = Counter(dict.fromkeys(hot_store, 1))
         return ScenarioResult(
             fault=fault, sent=expectation.sent, unique_valid=len(expectation.unique_valid),
             rejects=sum(expectation.rejects.values()),
             enriched=tally(expectation.unique_valid, contents.enriched),
             bronze=tally(expectation.unique_valid, contents.bronze),
-            hot_store=tally(expectation.unique_valid, contents.hot_store),
+            hot_store=tally(expectation.unique_valid, hot_store),
             dlq=tally(expectation.rejects, contents.dlq),
             alerts_expected=len(expected_alerts), alerts_raised=len(expected_alerts & got),
             alerts_unexpected=len(got - expected_alerts), alert_deliveries=contents.alert_records,
-            restarts=restarts, fault_detail=detail, ambiguous_gaps=expectation.ambiguous_gaps, seconds=seconds,
+            restarts=restarts, fault_detail=detail, store=store, ambiguous_gaps=expectation.ambiguous_gaps, seconds=seconds,
+            hot_store_rewrites=rewrites, alerts_expected_by_kind=expectation.alerts_by_kind,
             notes=[f"unexpected alert {contents.alert_kinds[a]} {a}" for a in sorted(got - expected_alerts)][:5],
         )
 
@@ -396,13 +444,13 @@ def _hold_write_lock(path: Path, seconds: float) -> None:
 
 # ---- reporting ---------------------------------------------------------------------------------
 
-HEADER = ("failure", "in", "unique valid", "enriched", "bronze", "hot store", "dlq", "alerts exp/got (deliveries)", "lost", "duplicated", "restarts")
+HEADER = ("failure", "store", "in", "unique valid", "enriched", "bronze", "hot store", "dlq", "alerts exp/got (deliveries)", "lost", "duplicated", "restarts")
 
 
 def table_rows(results: list[ScenarioResult]) -> list[tuple[str, ...]]:
     return [
         (
-            r.fault, str(r.sent), str(r.unique_valid), str(r.enriched.records), str(r.bronze.records), str(r.hot_store.records),
+            r.fault, r.store, str(r.sent), str(r.unique_valid), str(r.enriched.records), str(r.bronze.records), str(r.hot_store.records),
             str(r.dlq.records), f"{r.alerts_expected}/{r.alerts_raised} ({r.alert_deliveries})", str(r.lost), str(r.duplicated),
             "/".join(str(r.restarts.get(k, 0)) for k in ("pipeline", "alerts")),
         )
@@ -426,6 +474,8 @@ def summary_line(r: ScenarioResult) -> str:
     line = (f"{verdict}: enriched {r.enriched.records}, bronze {r.bronze.records}, hot store {r.hot_store.records} of "
             f"{r.unique_valid}; dlq {r.dlq.records} of {r.rejects}; alerts {r.alerts_raised}/{r.alerts_expected} "
             f"({r.alert_deliveries} deliveries); lost {r.lost}, duplicated {r.duplicated}; restarts {r.restarts}; {r.seconds:.0f}s")
+    if r.hot_store_rewrites:
+        line += f"; {r.hot_store_rewrites} Timestream rewrites (no-ops there)"
     if r.ambiguous_gaps:
         line += f"; {r.ambiguous_gaps} send gaps near the offline timeout"
     return line + "".join(f"\n   note: {n}" for n in r.notes)

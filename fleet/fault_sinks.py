@@ -60,6 +60,22 @@ def hot_store_keys(sqlite_path: Path) -> Counter:
         return Counter(conn.execute("SELECT vehicle_id, time_ms FROM telemetry").fetchall())
 
 
+def timestream_keys(moto_endpoint: str, database: str, table: str) -> Counter:
+    """Every record moto's Timestream holds: moto keeps each write (real Timestream would make an
+    identical rewrite a no-op), so copies here are rewrites, not duplicates in the store."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{moto_endpoint}/moto-api/data.json", timeout=30) as response:  # noqa: S310 - loopback
+        dump = orjson.loads(response.read())
+    keys: Counter = Counter()
+    for candidate in dump.get("timestreamwrite", {}).get("TimestreamTable", []):
+        if (candidate["db_name"], candidate["name"]) == (database, table):
+            for record in candidate["records"]:
+                vehicle = next(d["Value"] for d in record["Dimensions"] if d["Name"] == "vehicle_id")
+                keys[(int(vehicle), int(record["Time"]))] += 1
+    return keys
+
+
 def dlq_entries(bootstrap: str, topic: str) -> Counter:
     entries: Counter = Counter()
     for value in read_values(bootstrap, topic):
@@ -81,12 +97,14 @@ def alert_entries(bootstrap: str, topic: str) -> tuple[int, Counter, dict[str, s
     return len(records), ids, kinds
 
 
-def read_sinks(bootstrap: str, *, enriched_topic: str, dlq_topic: str, alerts_topic: str, bronze_root: Path, hot_store: Path) -> SinkContents:
+def read_sinks(bootstrap: str, *, enriched_topic: str, dlq_topic: str, alerts_topic: str, bronze_root: Path, hot_store: Path,
+               timestream: tuple[str, str, str] | None = None) -> SinkContents:
+    """`timestream`: (moto endpoint, database, table) when the hot store is Timestream on moto."""
     records, alerts, kinds = alert_entries(bootstrap, alerts_topic)
     return SinkContents(
         enriched=enriched_keys(bootstrap, enriched_topic),
         bronze=bronze_keys(bronze_root),
-        hot_store=hot_store_keys(hot_store),
+        hot_store=timestream_keys(*timestream) if timestream else hot_store_keys(hot_store),
         dlq=dlq_entries(bootstrap, dlq_topic),
         alert_records=records,
         alerts=alerts,

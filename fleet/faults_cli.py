@@ -62,7 +62,8 @@ def add_parsers(commands: argparse._SubParsersAction, add: Callable[..., argpars
         ("vehicles", "simulated vehicles"), ("duration_s", "seconds of input, sent in real time"),
         ("duplicates", "re-sent events"), ("malformed", "non-JSON payloads"), ("schema_invalid", "payloads the schema rejects"),
         ("offline_vehicles", "vehicles that go silent"), ("offline_after_s", "the alert job's offline timeout"),
-        ("outage_s", "how long the hot store stays unavailable"), ("fault_at", "share of the input sent before the failure"),
+        ("outage_s", "how long the hot store stays unavailable"),
+        ("store", "hot store backend: local (SQLite) or timestream (Timestream + DynamoDB on moto)"), ("fault_at", "share of the input sent before the failure"),
         ("seed", "simulator seed"),
     ):
         kind = type(getattr(defaults, name))
