@@ -76,6 +76,11 @@ class HarnessPlan:
     def __post_init__(self) -> None:
         if self.store not in ("local", "timestream"):
             raise ValueError(f"store={self.store!r}: local or timestream")
+        if self.offline_vehicles and not self.offline_after_s + 5 <= self.offline_s <= self.duration_s - 5:
+            raise ValueError(
+                f"an offline episode needs offline_after_s + 5 <= offline_s <= duration_s - 5 (a silence clearly past the "
+                f"timeout that ends within the input); got {self.offline_after_s:g}, {self.offline_s:g}, {self.duration_s:g}"
+            )
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,19 @@ from fleet.config import PlatformConfig
 
 
 def cmd_faults_run(args: argparse.Namespace, config: PlatformConfig) -> int:
-    from fleet.fault_harness import BASELINE, FAULTS, HarnessPlan, format_table, markdown_table, run_harness, write_report
+    from fleet.fault_harness import BASELINE, FAULTS, OPERATIONS, HarnessPlan, format_table, markdown_table, run_harness, write_report
 
-    faults = list(FAULTS) if args.faults == ["all"] else args.faults
-    unknown = [f for f in faults if f not in FAULTS and f != BASELINE]
+    faults = [*FAULTS, *OPERATIONS] if args.faults == ["all"] else args.faults
+    unknown = [f for f in faults if f not in FAULTS and f not in OPERATIONS and f != BASELINE]
     if unknown:
-        print(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join([*FAULTS, BASELINE])}, all")
+        print(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join([*FAULTS, *OPERATIONS, BASELINE])}, all")
         return 2
     overrides = {f.name: getattr(args, f.name) for f in fields(HarnessPlan) if getattr(args, f.name, None) is not None}
-    plan = HarnessPlan(**overrides)
+    try:
+        plan = HarnessPlan(**overrides)
+    except ValueError as exc:
+        print(f"bad plan: {exc}")
+        return 2
     results = run_harness(config, faults, plan)
     print("\n" + format_table(results))
     report = write_report(results, plan, config.infra.run_dir / "bench")
@@ -51,17 +55,18 @@ def cmd_cluster(args: argparse.Namespace, config: PlatformConfig) -> int:
 
 
 def add_parsers(commands: argparse._SubParsersAction, add: Callable[..., argparse.ArgumentParser], config_of: Callable) -> None:
-    from fleet.fault_harness import BASELINE, FAULTS, HarnessPlan
+    from fleet.fault_harness import BASELINE, FAULTS, OPERATIONS, HarnessPlan
 
     faults_cmd = commands.add_parser("faults", help="the failure harness on a local standalone Flink cluster").add_subparsers(dest="action", required=True)
     run = add(faults_cmd, "run", lambda a: cmd_faults_run(a, config_of(a)),
               "run the pipeline and alert jobs on a standalone cluster, inject failures one at a time, count every record")
-    run.add_argument("--faults", nargs="+", default=["all"], metavar="FAULT", help=f"{', '.join(FAULTS)}, {BASELINE} (no failure), or all")
+    run.add_argument("--faults", nargs="+", default=["all"], metavar="FAULT", help=f"{', '.join([*FAULTS, *OPERATIONS])}, {BASELINE} (no failure), or all (every failure and the savepoint upgrade)")
     defaults = HarnessPlan()
     for name, help_text in (
         ("vehicles", "simulated vehicles"), ("duration_s", "seconds of input, sent in real time"),
         ("duplicates", "re-sent events"), ("malformed", "non-JSON payloads"), ("schema_invalid", "payloads the schema rejects"),
-        ("offline_vehicles", "vehicles that go silent"), ("offline_after_s", "the alert job's offline timeout"),
+        ("offline_vehicles", "vehicles that go silent"), ("offline_s", "how long they stay silent"),
+        ("offline_after_s", "the alert job's offline timeout"),
         ("outage_s", "how long the hot store stays unavailable"),
         ("store", "hot store backend: local (SQLite) or timestream (Timestream + DynamoDB on moto)"), ("fault_at", "share of the input sent before the failure"),
         ("seed", "simulator seed"),
