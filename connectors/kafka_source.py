@@ -10,7 +10,7 @@ Positions are written as text so the CLI and config can carry them:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Collection, Mapping
 
 from pyflink.common.serialization import ByteArraySchema
 from pyflink.datastream.connectors.kafka import (
@@ -76,21 +76,30 @@ def raw_bytes_source(
     start: OffsetPosition,
     stop: OffsetPosition | None = None,
     properties: Mapping[str, str] | None = None,
+    commit_offsets: bool = True,
+    partitions: Collection[tuple[str, int]] | None = None,
 ) -> KafkaSource:
     """Values as raw bytes: parsing belongs to the job (udfs), so a bad payload reaches the DLQ intact.
 
     With `stop` the source is bounded (backfill, smoke runs); without it the job runs forever.
+    `partitions` (topic, partition) replaces subscribing to every partition of `topic`; with
+    `offsets=` positions, a partition they do not name starts and stops at the group's committed
+    offset, else the earliest (so for a group that never commits, its range is empty).
     """
+    builder = KafkaSource.builder().set_bootstrap_servers(bootstrap_servers)
+    if partitions is None:
+        builder = builder.set_topics(topic)
+    else:
+        builder = builder.set_partitions({KafkaTopicPartition(t, p) for t, p in partitions})
     builder = (
-        KafkaSource.builder()
-        .set_bootstrap_servers(bootstrap_servers)
-        .set_topics(topic)
+        builder
         .set_group_id(group_id)
         .set_starting_offsets(start.initializer(topic))
         .set_value_only_deserializer(ByteArraySchema())
         .set_property("isolation.level", "read_committed")
         # Offsets are committed on checkpoint completion, for monitoring lag; recovery uses state.
-        .set_property("commit.offsets.on.checkpoint", "true")
+        # A backfill turns this off: its group must not look like a consumer of the topic.
+        .set_property("commit.offsets.on.checkpoint", "true" if commit_offsets else "false")
         .set_property("client.id.prefix", group_id)
     )
     if stop is not None:

@@ -373,6 +373,12 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--vehicles", type=int, default=500)
     load.add_argument("--seed", type=int, default=42)
 
+    from fleet.backfill_cli import add_parser as add_backfill_parser
+    from fleet.faults_cli import add_parsers as add_faults_parsers
+
+    add_backfill_parser(commands)
+    add_faults_parsers(commands, add, _config)
+
     stores_cmd = commands.add_parser("stores", help="the hot store and vehicle status backends").add_subparsers(dest="action", required=True)
     add(stores_cmd, "init", cmd_stores_init, "create the Timestream database/table and DynamoDB table if the profile uses them")
 

@@ -64,6 +64,10 @@ class PipelineConfig:
     store_shards: int
     sinks: frozenset[str] = field(default=ALL_SINKS)
     fail_once: FailOnce | None = None  # the failure harness's injected fault; None in real runs
+    commit_offsets: bool = True  # a backfill reads with a group of its own and commits nothing
+    bronze_part_prefix: str = "telemetry"  # a backfill names its files so it can find them again
+    source_partitions: frozenset[tuple[str, int]] | None = None  # None: every partition of the telemetry topic
+    registry_updates: bool = True  # False: the registry as each subtask reads it at start, no source
 
 
 def pipeline_config(platform: PlatformConfig, *, start: str = "committed", stop: str | None = None) -> PipelineConfig:
@@ -110,15 +114,21 @@ def build(
     bronze_wanted = collect_bronze or "bronze" in config.sinks
     if raw is None:
         source = raw_bytes_source(
-            config.bootstrap_servers, config.telemetry_topic, config.group_id, start=config.start, stop=config.stop
+            config.bootstrap_servers, config.telemetry_topic, config.group_id, start=config.start, stop=config.stop,
+            commit_offsets=config.commit_offsets, partitions=config.source_partitions,
         )
         raw = env.from_source(source, WatermarkStrategy.no_watermarks(), "vehicle-telemetry source").uid("telemetry-source")
     registry_from_kafka = registry_raw is None
-    if registry_raw is None:
+    if registry_raw is None and not config.registry_updates:
+        # A backfill replays the past against the registry as read at start. It also must not hold a
+        # bounded Kafka source it could be restored with: such a source never finishes (FLINK-31006).
+        registry_raw = env.from_collection([], type_info=Types.PRIMITIVE_ARRAY(Types.BYTE())).name("no registry updates").uid("registry-source")
+    elif registry_raw is None:
         # Always the whole compacted topic; bounded when the job is, so a backfill can finish.
         registry_source = raw_bytes_source(
             config.bootstrap_servers, config.registry_topic, f"{config.group_id}-registry",
             start=OffsetPosition("earliest"), stop=OffsetPosition("latest") if config.stop else None,
+            commit_offsets=config.commit_offsets,
         )
         registry_raw = env.from_source(registry_source, WatermarkStrategy.no_watermarks(), "vehicle-registry source").uid("registry-source")
 
@@ -158,7 +168,7 @@ def build(
             f"{config.transactional_id_prefix}-enriched", table_name="telemetry_enriched",
         )
     if "bronze" in config.sinks:
-        bronze.sink_to(parquet_file_sink(config.bronze_path, BRONZE_SCHEMA, part_prefix="telemetry")).name("bronze parquet sink").uid("bronze-sink")
+        bronze.sink_to(parquet_file_sink(config.bronze_path, BRONZE_SCHEMA, part_prefix=config.bronze_part_prefix)).name("bronze parquet sink").uid("bronze-sink")
     if "dlq" in config.sinks:
         dlq.sink_to(value_only_sink(config.bootstrap_servers, config.dlq_topic, f"{config.transactional_id_prefix}-dlq")).name("dlq sink").uid("dlq-sink")
     return PipelineStreams(enriched=enriched, bronze=bronze, dlq=dlq)

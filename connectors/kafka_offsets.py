@@ -1,0 +1,111 @@
+"""Offset look-ups on a topic with confluent-kafka: where each partition's log starts and ends, which
+offset a record time maps to, and what a consumer group has committed.
+
+Plain data in and out, so the backfill's range logic (jobs/backfill_range.py) stays testable
+without a broker. Nothing here joins a group or commits: the probes only read metadata.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterable, TypeVar
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+T = TypeVar("T")
+
+# Errors a topic shows while its partitions' leadership settles (a topic created a moment ago).
+_SETTLING = {
+    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
+}
+
+
+class UnknownTopic(KeyError):
+    """The topic does not exist on the broker (auto-creation is off, so a typo stays a typo)."""
+
+
+@dataclass(frozen=True)
+class LogBounds:
+    """A partition's log: the first offset still stored and the next offset to be written."""
+
+    start: int
+    end: int
+
+
+class OffsetProbe:
+    """One metadata-only consumer for several look-ups; use as a context manager."""
+
+    def __init__(self, bootstrap_servers: str, *, timeout_s: float = 30.0):
+        self.timeout_s = timeout_s
+        self._consumer = Consumer({
+            "bootstrap.servers": bootstrap_servers, "group.id": "fleet-telemetry-offsets-probe",
+            "enable.auto.commit": False,
+            # The log's real end, not the last stable offset: records of a transaction still open
+            # belong to the range, and a read_committed job waits for it to finish.
+            "isolation.level": "read_uncommitted",
+        })
+
+    def __enter__(self) -> "OffsetProbe":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._consumer.close()
+
+    def topic_exists(self, topic: str) -> bool:
+        metadata = self._consumer.list_topics(topic, timeout=self.timeout_s)
+        return topic in metadata.topics and metadata.topics[topic].error is None
+
+    def partitions(self, topic: str) -> list[int]:
+        metadata = self._consumer.list_topics(topic, timeout=self.timeout_s)
+        if topic not in metadata.topics or metadata.topics[topic].error is not None:
+            raise UnknownTopic(topic)
+        return sorted(metadata.topics[topic].partitions)
+
+    def bounds(self, topic: str) -> dict[int, LogBounds]:
+        """Log start and end of every partition of `topic`, as read now."""
+        result = {}
+        for partition in self.partitions(topic):
+            low, high = self._retry(lambda p=partition: self._consumer.get_watermark_offsets(
+                TopicPartition(topic, p), timeout=self.timeout_s, cached=False,
+            ))
+            result[partition] = LogBounds(low, high)
+        return result
+
+    def offsets_at(self, topic: str, partitions: Iterable[int], timestamp_ms: int) -> dict[int, int | None]:
+        """Per partition, the first offset whose record time is at or after `timestamp_ms`; None when
+        no record is (the partition ends before that time)."""
+        wanted = [TopicPartition(topic, p, timestamp_ms) for p in partitions]
+        if not wanted:
+            return {}
+        found = self._retry(lambda: self._consumer.offsets_for_times(wanted, timeout=self.timeout_s))
+        result: dict[int, int | None] = {}
+        for tp in found:
+            if tp.error is not None:
+                raise KafkaException(tp.error)
+            result[tp.partition] = tp.offset if tp.offset >= 0 else None
+        return result
+
+    def _retry(self, call: Callable[[], T]) -> T:
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                return call()
+            except KafkaException as exc:
+                if exc.args[0].code() not in _SETTLING or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+
+
+def committed_offsets(bootstrap_servers: str, group_id: str, topic: str, *, timeout_s: float = 30.0) -> dict[int, int]:
+    """What `group_id` has committed on each partition of `topic` (partitions without a commit are
+    left out). Reading this commits nothing and does not join the group."""
+    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group_id, "enable.auto.commit": False})
+    try:
+        metadata = consumer.list_topics(topic, timeout=timeout_s)
+        if topic not in metadata.topics or metadata.topics[topic].error is not None:
+            raise UnknownTopic(topic)
+        asked = [TopicPartition(topic, p) for p in sorted(metadata.topics[topic].partitions)]
+        return {tp.partition: tp.offset for tp in consumer.committed(asked, timeout=timeout_s) if tp.offset >= 0}
+    finally:
+        consumer.close()
