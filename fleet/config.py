@@ -78,8 +78,10 @@ class FlinkConfig:
     checkpoint_interval_ms: int
     checkpoint_dir: str
     state_backend: str
-    restart_attempts: int
-    restart_delay_ms: int
+    restart_strategy: str  # fixed-delay | exponential-delay
+    restart_attempts: int  # fixed-delay: in total; exponential-delay: before the backoff resets
+    restart_delay_ms: int  # fixed-delay: between attempts; exponential-delay: the first backoff
+    restart_max_delay_ms: int  # exponential-delay: the backoff stops growing here
     python_bundle_time_ms: int
     python_bundle_size: int
     buffer_timeout_ms: int
@@ -249,6 +251,8 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
     flink_raw = dict(_section(raw, "flink"))
     flink_raw["checkpoint_dir"] = _uri(flink_raw.get("checkpoint_dir"), infra.run_dir / "checkpoints")
     flink = _construct(FlinkConfig, flink_raw, "flink")
+    if flink.restart_strategy not in ("fixed-delay", "exponential-delay"):
+        raise ConfigError(f"[flink] restart_strategy={flink.restart_strategy!r}: fixed-delay or exponential-delay")
     if flink.execution_mode not in ("thread", "process"):
         raise ConfigError(f"[flink] execution_mode={flink.execution_mode!r}: thread or process")
     if flink.parallelism < 1 or flink.checkpoint_interval_ms < 10:

@@ -38,6 +38,27 @@ def _embedded_python_path() -> str:
     return os.pathsep.join(entries)
 
 
+def _restart_strategy(config: FlinkConfig) -> dict[str, str]:
+    """Always bounded. Exponential delay rides out an outage of minutes (an AWS endpoint, a broker)
+    with few attempts; fixed delay keeps local runs and tests quick to give up."""
+    if config.restart_attempts <= 0:
+        return {"restart-strategy.type": "none"}
+    if config.restart_strategy == "exponential-delay":
+        return {
+            "restart-strategy.type": "exponential-delay",
+            "restart-strategy.exponential-delay.initial-backoff": f"{config.restart_delay_ms} ms",
+            "restart-strategy.exponential-delay.max-backoff": f"{config.restart_max_delay_ms} ms",
+            "restart-strategy.exponential-delay.backoff-multiplier": "2.0",
+            "restart-strategy.exponential-delay.reset-backoff-threshold": "1 h",
+            "restart-strategy.exponential-delay.attempts-before-reset-backoff": str(config.restart_attempts),
+        }
+    return {
+        "restart-strategy.type": "fixed-delay",
+        "restart-strategy.fixed-delay.attempts": str(config.restart_attempts),
+        "restart-strategy.fixed-delay.delay": f"{config.restart_delay_ms} ms",
+    }
+
+
 def flink_configuration(config: FlinkConfig, *, extra: dict[str, str] | None = None) -> Configuration:
     conf = Configuration()
     settings = {
@@ -51,9 +72,7 @@ def flink_configuration(config: FlinkConfig, *, extra: dict[str, str] | None = N
         "execution.checkpointing.dir": config.checkpoint_dir,
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "state.backend.type": config.state_backend,
-        "restart-strategy.type": "fixed-delay" if config.restart_attempts > 0 else "none",
-        "restart-strategy.fixed-delay.attempts": str(config.restart_attempts),
-        "restart-strategy.fixed-delay.delay": f"{config.restart_delay_ms} ms",
+        **_restart_strategy(config),
         # Python operators hand on their output per bundle; the default bundle time (1 s) alone
         # would eat the 1 s ingest→alert budget. Small bundles cost little in thread mode.
         "python.fn-execution.bundle.time": str(config.python_bundle_time_ms),
