@@ -13,11 +13,11 @@ import json
 import os
 import signal
 import site
+import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -47,13 +47,6 @@ def _template_java_opts() -> str:
         if line.strip() == "opts:" and index + 1 < len(lines) and lines[index + 1].strip().startswith("all:"):
             return lines[index + 1].split("all:", 1)[1].strip()
     raise InfraError("pyflink/conf/config.yaml has no env.java.opts.all: unexpected PyFlink layout")
-
-
-@dataclass(frozen=True)
-class JobInfo:
-    job_id: str
-    name: str
-    state: str
 
 
 class FlinkCluster:
@@ -231,9 +224,6 @@ class FlinkCluster:
     def taskmanagers(self) -> list[dict[str, Any]]:
         return self._get("/taskmanagers")["taskmanagers"]
 
-    def jobs(self) -> list[JobInfo]:
-        return [JobInfo(j["jid"], j["name"], j["state"]) for j in self._get("/jobs/overview")["jobs"]]
-
     def job(self, job_id: str) -> dict[str, Any]:
         return self._get(f"/jobs/{job_id}")
 
@@ -334,8 +324,6 @@ class FlinkCluster:
         if savepoint:
             argv += ["--fromSavepoint", savepoint]
         argv += ["-py", str(job_file), "-pyexec", sys.executable, "-pyclientexec", sys.executable, *job_args]
-        import subprocess
-
         result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env={**os.environ, **self.environment()}, cwd=PROJECT_ROOT)  # noqa: S603
         for line in result.stdout.splitlines():
             if "JobID" in line:
