@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import orjson
 
@@ -19,12 +19,20 @@ class AlertLog:
         self._lock = threading.Lock()  # several subtasks of one TaskManager share the file
 
     def append(self, alert: dict[str, Any]) -> None:
-        line = orjson.dumps(alert) + b"\n"
+        self.append_many([alert])
+
+    def append_many(self, alerts: Sequence[dict[str, Any]]) -> None:
+        """One write of all the lines (a flush of the alert fan-out)."""
+        if not alerts:
+            return
+        lines = b"".join(orjson.dumps(alert) + b"\n" for alert in alerts)
         with self._lock:
-            # O_APPEND: each line lands whole at the end, even with another process appending.
+            # O_APPEND: the lines land whole at the end, even with another process appending.
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
             try:
-                os.write(fd, line)
+                view = memoryview(lines)
+                while view:  # a regular file takes it all at once; a short write is only retried
+                    view = view[os.write(fd, view):]
             finally:
                 os.close(fd)
 

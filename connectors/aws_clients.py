@@ -34,6 +34,11 @@ _RETRYABLE_CODES = frozenset({
 T = TypeVar("T")
 
 
+class RetryLater(Exception):
+    """A call that partly failed with transient errors (a batch API's failed entries): raised by the
+    call so that call_with_retry tries again, with the same backoff as for a throttled request."""
+
+
 @dataclass(frozen=True)
 class RetryPolicy:
     """Exponential backoff with full jitter. Defaults are small: the Flink job's own restart from
@@ -52,7 +57,7 @@ class RetryPolicy:
 
 
 def is_retryable(error: BaseException) -> bool:
-    if isinstance(error, (BotoConnectionError, HTTPClientError)):
+    if isinstance(error, (BotoConnectionError, HTTPClientError, RetryLater)):
         return True
     if isinstance(error, ClientError):
         if error.response.get("Error", {}).get("Code") in _RETRYABLE_CODES:
@@ -90,12 +95,15 @@ def call_with_retry(
     raise AssertionError("unreachable")
 
 
-def make_client(service: str, config: StoreConfig) -> Any:
+def make_client(service: str, config: StoreConfig, *, max_connections: int = 10) -> Any:
     # botocore's own retries are off so exactly one policy (ours, visible and testable) applies,
-    # instead of botocore's attempts multiplied by ours.
+    # instead of botocore's attempts multiplied by ours. `max_connections`: at least the number of
+    # threads calling the client at once (botocore's pool holds 10 by default).
     kwargs: dict[str, Any] = {
         "region_name": config.region,
-        "config": Config(retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30),
+        "config": Config(
+            retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30, max_pool_connections=max(10, max_connections),
+        ),
     }
     if config.endpoint_url:
         kwargs.update(endpoint_url=config.endpoint_url, **LOCAL_ENDPOINT_CREDENTIALS)

@@ -145,6 +145,10 @@ class DynamoDbVehicleStatusStore:
             raise
         return True
 
+    def mark_offline_many(self, offline: Sequence[tuple[int, int]]) -> int:
+        """One conditional UpdateItem each: DynamoDB's batch writes take no conditions."""
+        return sum(self.mark_offline(vehicle_id, last_seen_ms) for vehicle_id, last_seen_ms in offline)
+
     def get(self, vehicle_id: int) -> VehicleStatus | None:
         response = self._call(
             lambda: self._client.get_item(

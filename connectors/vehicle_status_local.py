@@ -100,6 +100,19 @@ class LocalVehicleStatusStore:
             )
             return cursor.rowcount > 0
 
+    def mark_offline_many(self, offline: Sequence[tuple[int, int]]) -> int:
+        """mark_offline for each (vehicle_id, last_seen_ms), in one transaction."""
+        if not offline:
+            return 0
+        with self._db.transaction() as conn:
+            changed = 0
+            for vehicle_id, last_seen_ms in offline:
+                changed += conn.execute(
+                    "UPDATE vehicle_status SET online = 0 WHERE vehicle_id = ? AND last_seen_ms <= ? AND online = 1",
+                    (vehicle_id, last_seen_ms),
+                ).rowcount
+            return changed
+
     def get(self, vehicle_id: int) -> VehicleStatus | None:
         rows = self._db.query(
             f"SELECT {', '.join(_STATUS_COLUMNS)} FROM vehicle_status WHERE vehicle_id = ?", (vehicle_id,)
