@@ -114,6 +114,11 @@ class AlertSettings:
     service_area: str  # a GeoJSON path
     sns_topic: str
     alert_log: str  # a JSON-lines path
+    storm_window_s: float  # storm guard: tumbling windows on the alerts' event time
+    storm_pages_per_window: int  # pages per (kind, zone_id) and window; beyond, one summary per window
+    publish_concurrency: int  # SNS PublishBatch calls in flight at once
+    publish_flush_ms: int  # pending pages are published (and logged, and sent on) at least this often
+    publish_shards: int  # keys of the publisher: parallel flushes across its subtasks
 
 
 @dataclass(frozen=True)
@@ -287,6 +292,10 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
     alerts = _construct(AlertSettings, alerts_raw, "alerts")
     if alerts.battery_rearm_percent < alerts.low_battery_percent or alerts.offline_after_s <= 0:
         raise ConfigError("[alerts] battery_rearm_percent >= low_battery_percent and offline_after_s > 0")
+    if alerts.storm_window_s < 1 or alerts.storm_pages_per_window < 0:
+        raise ConfigError("[alerts] storm_window_s >= 1 and storm_pages_per_window >= 0")
+    if not 1 <= alerts.publish_concurrency <= 64 or alerts.publish_flush_ms < 10 or alerts.publish_shards < 1:
+        raise ConfigError("[alerts] publish_concurrency in 1..64, publish_flush_ms >= 10 and publish_shards >= 1")
 
     faults_raw = dict(_section(raw, "faults"))
     faults_raw["marker_dir"] = str(Path(faults_raw.get("marker_dir") or infra.run_dir / "faults").expanduser())

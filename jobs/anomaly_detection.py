@@ -22,7 +22,8 @@ from connectors.hot_store import StoreConfig
 from connectors.kafka_sink import value_only_sink
 from connectors.kafka_source import OffsetPosition, raw_bytes_source
 from fleet.config import PlatformConfig
-from jobs.anomaly_functions import AlertDetector, AlertNotifier
+from jobs.alert_fanout import FanoutSettings, add_alert_fanout
+from jobs.anomaly_functions import AlertDetector
 from jobs.job_main import job_main
 from jobs.pipeline_functions import VALID_TYPE, ParseAndValidate
 from udfs.alert_rules import AlertPolicy
@@ -47,6 +48,7 @@ class AnomalyConfig:
     alert_log: str
     outputs: frozenset[str] = field(default=ALL_OUTPUTS)
     fail_once: FailOnce | None = None  # the failure harness's injected fault; None in real runs
+    fanout: FanoutSettings = FanoutSettings()  # storm guard and SNS batching (jobs.alert_fanout)
 
 
 def anomaly_config(platform: PlatformConfig, *, start: str = "committed", stop: str | None = None) -> AnomalyConfig:
@@ -65,6 +67,7 @@ def anomaly_config(platform: PlatformConfig, *, start: str = "committed", stop: 
         sns_topic=alerts.sns_topic,
         alert_log=alerts.alert_log,
         fail_once=FailOnce.parse(platform.faults.fail_once_at, platform.faults.marker_dir, "alerts"),
+        fanout=FanoutSettings.from_alert_settings(alerts),
     )
 
 
@@ -81,16 +84,7 @@ def build(env: StreamExecutionEnvironment, config: AnomalyConfig, *, raw: DataSt
         .name("alert detector").uid("alert-detector")
     )
     if config.outputs & {"sns", "log", "status"}:
-        alerts = (
-            alerts.process(
-                AlertNotifier(
-                    config.aws, config.sns_topic, config.alert_log if "log" in config.outputs else "",
-                    to_sns="sns" in config.outputs, to_status="status" in config.outputs,
-                ),
-                output_type=Types.STRING(),
-            )
-            .name("notify sns and log").uid("alert-notifier")
-        )
+        alerts = add_alert_fanout(alerts, config)
     if "kafka" in config.outputs:
         alerts.sink_to(
             value_only_sink(config.bootstrap_servers, config.alerts_topic, "anomaly-detection-alerts", exactly_once=False)
