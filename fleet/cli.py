@@ -346,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_alerts.add_argument("--vehicles", type=int, default=2_000)
     bench_alerts.add_argument("--warmup", type=float, default=5.0, help="seconds at the start reported apart")
     bench_alerts.add_argument("--alert-share", type=float, default=0.01, help="share of vehicles that flip between flat and charging")
+    from fleet.bench_storm import add_parser as add_bench_storm_parser
+
+    add_bench_storm_parser(bench_cmd, add, _config)
 
     bench_bridge = add(bench_cmd, "bridge", cmd_bench_bridge, "MQTT→Kafka bridge throughput (msgs/s, msgs per CPU-second)")
     bench_bridge.add_argument("--messages", type=int, default=100_000)

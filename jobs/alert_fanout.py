@@ -1,18 +1,22 @@
 """The alert fan-out of the anomaly job: a storm guard, then batched, concurrent SNS publishing.
 
-  detector alerts ─► key by (kind, zone_id) ─► storm guard ─► key by shard ─► publisher ─► (returned:
-  (JSON text)                                  ValueState:      ListState of    SNS PublishBatch,   to fleet-alerts)
-                                               counts per       pending alerts, alerts.log,
-                                               window, summary  a flush timer   vehicle status
-                                               timers
+  detector alerts ─► key by (kind, zone_id) ─► storm guard ─┬─(suppressed: logged here)──────────────┬─► (returned:
+  (JSON text)                                  ValueState:    │                                        │    to fleet-alerts)
+                                               counts per     └─(pages, summaries, offline)─► key by ─► publisher
+                                               window, summary                                 shard    ListState of pending,
+                                               timers                                                   a flush timer: SNS
+                                                                                                        PublishBatch, log, status
 
 - **Storm guard** (udfs.alert_storm): beyond `storm_pages_per_window` per (kind, zone_id) and
   window, alerts are marked `"paged": false` with the `summary_id` of the one summary paged for
-  that key and window when it closes. Every alert, paged or not, goes on to the log and Kafka.
-- **Publisher**: alerts wait in Flink list state per shard and are flushed by a processing-time
+  that key and window when it closes. A suppressed alert is appended to the log and handed on to
+  Kafka by the guard itself, at once: the storm's bulk never queues in front of the pages. Pages,
+  summaries and offline alerts (the status table wants them in batches, paged or not) go to the
+  publisher through a side output.
+- **Publisher**: those wait in Flink list state per shard and are flushed by a processing-time
   timer every `publish_flush_ms`: the pages in PublishBatch calls of 10, `publish_concurrency` in
-  flight; then every alert of the flush to the log in one write, offline vehicles marked in the
-  status table in one batch, and the alerts handed on to Kafka. Nothing is buffered in a Python
+  flight; then all of the flush to the log in one write, offline vehicles marked in the status
+  table in one batch, and everything handed on to Kafka. Nothing is buffered in a Python
   attribute, so a checkpoint taken between an alert's arrival and its flush holds it: a restore
   flushes it again (at least once, same ids). A publish still failing after its retries fails the
   job, which restarts from the checkpoint and replays. A bounded input flushes at its end through
@@ -27,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Iterable
 
 import orjson
 from pyflink.common import Row, Types
-from pyflink.datastream import DataStream
+from pyflink.datastream import DataStream, OutputTag
 from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import ListStateDescriptor, ValueStateDescriptor
 
@@ -43,6 +47,7 @@ if TYPE_CHECKING:
 
 # What the guard hands the publisher: the shard it is keyed by and the alert as recorded.
 SHARDED_ALERT_TYPE = Types.ROW_NAMED(["shard", "alert"], [Types.INT(), Types.STRING()])
+TO_PUBLISHER = OutputTag("alerts-to-publish", SHARDED_ALERT_TYPE)
 
 
 @dataclass(frozen=True)
@@ -75,20 +80,26 @@ class StormGuard(KeyedProcessFunction):
 
     The first suppressed alert of a window arms a processing-time timer for when its summary is
     due, and the END_OF_INPUT timer so a bounded input still summarises an open storm.
+    Main output: suppressed alerts, already logged. TO_PUBLISHER: pages, summaries, offline alerts.
     """
 
-    def __init__(self, policy: StormPolicy, shards: int):
+    def __init__(self, policy: StormPolicy, shards: int, alert_log: str = "", *, to_status: bool = False):
         self.policy = policy
         self.shards = shards
+        self.alert_log = alert_log
+        self.to_status = to_status
 
     def open(self, runtime_context: RuntimeContext) -> None:
+        from connectors.alert_log import AlertLog
+
+        self.log = AlertLog(self.alert_log) if self.alert_log else None
         self.state = runtime_context.get_state(ValueStateDescriptor("alert-storm-guard", Types.STRING()))
         metrics = runtime_context.get_metrics_group()
         self.paged = metrics.counter("alerts_to_page")
         self.suppressed = metrics.counter("alerts_suppressed")
         self.summaries = metrics.counter("storm_summaries")
 
-    def process_element(self, text: str, ctx: KeyedProcessFunction.Context) -> Iterable[Row]:
+    def process_element(self, text: str, ctx: KeyedProcessFunction.Context) -> Iterable:
         alert = orjson.loads(text)
         timers = ctx.timer_service()
         state, decision = on_alert(
@@ -99,9 +110,15 @@ class StormGuard(KeyedProcessFunction):
             timers.register_processing_time_timer(decision.close_at_ms)
             timers.register_event_time_timer(END_OF_INPUT)
         (self.paged if decision.paged else self.suppressed).inc()
-        yield Row(shard_of(alert, self.shards), orjson.dumps(mark(alert, decision)).decode())
+        mark(alert, decision)
+        if decision.paged or (self.to_status and alert["kind"] == OFFLINE):
+            yield TO_PUBLISHER, Row(shard_of(alert, self.shards), orjson.dumps(alert).decode())
+            return
+        if self.log is not None:
+            self.log.append(alert)
+        yield orjson.dumps(alert).decode()
 
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterable[Row]:
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterable:
         end_of_input = timestamp == END_OF_INPUT  # the only event-time timer here
         now = ctx.timer_service().current_processing_time() if end_of_input else timestamp
         state, summaries = due_summaries(GuardState.decode(self.state.value()), ctx.get_current_key(), now, self.policy, all_open=end_of_input)
@@ -110,7 +127,7 @@ class StormGuard(KeyedProcessFunction):
         self.state.update(state.encode())
         for summary in summaries:
             self.summaries.inc()
-            yield Row(shard_of(summary, self.shards), orjson.dumps(summary).decode())
+            yield TO_PUBLISHER, Row(shard_of(summary, self.shards), orjson.dumps(summary).decode())
 
 
 class AlertPublisher(KeyedProcessFunction):
@@ -203,18 +220,23 @@ def add_alert_fanout(alerts: DataStream, config: "AnomalyConfig") -> DataStream:
     """Storm guard + publisher after the detector's stream of alert JSON texts; returns the stream
     for the fleet-alerts sink (every alert, marked paged or not, and the storm summaries)."""
     settings: FanoutSettings = config.fanout
-    return (
+    alert_log = config.alert_log if "log" in config.outputs else ""
+    to_status = "status" in config.outputs
+    guarded = (
         alerts.key_by(lambda text: storm_key(orjson.loads(text)), key_type=Types.STRING())
-        .process(StormGuard(settings.storm, settings.publish_shards), output_type=SHARDED_ALERT_TYPE)
+        .process(StormGuard(settings.storm, settings.publish_shards, alert_log, to_status=to_status), output_type=Types.STRING())
         .name("alert storm guard").uid("alert-storm-guard")
+    )
+    published = (
+        guarded.get_side_output(TO_PUBLISHER).name("alerts to publish").uid("alerts-to-publish")
         .key_by(lambda row: row[0], key_type=Types.INT())
         .process(
             AlertPublisher(
-                config.aws, config.sns_topic, config.alert_log if "log" in config.outputs else "",
-                to_sns="sns" in config.outputs, to_status="status" in config.outputs,
+                config.aws, config.sns_topic, alert_log, to_sns="sns" in config.outputs, to_status=to_status,
                 concurrency=settings.publish_concurrency, flush_ms=settings.publish_flush_ms,
             ),
             output_type=Types.STRING(),
         )
         .name("publish sns, log, status").uid("alert-publisher")
     )
+    return guarded.union(published)
