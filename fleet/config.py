@@ -97,10 +97,11 @@ class AwsConfig:
 class PipelineSettings:
     group_id: str
     transactional_id_prefix: str
+    dedup_recent_events: int
     dedup_ttl_s: int
     registry_file: str
-    store_flush_ms: int
-    store_shards: int
+    batch_window_ms: int
+    batch_shards: int
     bronze_path: str  # a URI: file:///… or s3://…
 
 
@@ -272,8 +273,8 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
     pipeline_raw = dict(_section(raw, "pipeline"))
     pipeline_raw["bronze_path"] = _uri(pipeline_raw.get("bronze_path"), infra.run_dir / "lake" / "bronze" / "telemetry")
     pipeline = _construct(PipelineSettings, pipeline_raw, "pipeline")
-    if pipeline.dedup_ttl_s < 1 or pipeline.store_flush_ms < 10 or pipeline.store_shards < 1:
-        raise ConfigError("[pipeline] dedup_ttl_s >= 1, store_flush_ms >= 10 and store_shards >= 1")
+    if pipeline.dedup_ttl_s < 1 or pipeline.dedup_recent_events < 1 or pipeline.batch_window_ms < 1 or pipeline.batch_shards < 1:
+        raise ConfigError("[pipeline] dedup_ttl_s, dedup_recent_events, batch_window_ms and batch_shards must be >= 1")
 
     stores_raw = dict(_section(raw, "stores"))
     stores_raw["local_path"] = str(Path(stores_raw.get("local_path") or infra.run_dir / "hot_store.sqlite").expanduser())

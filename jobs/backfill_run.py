@@ -284,7 +284,18 @@ def inspect_checkpoints(uri: str) -> CheckpointFolder:
     return CheckpointFolder(_as_uri(uri, newest[1]) if newest else None, bool(jobs))
 
 
-def remove_dir(uri: str) -> None:
+def remove_dir(uri: str, attempts: int = 20) -> None:
+    """Flink's checkpoint cleaner may still be removing subsumed checkpoints of a job that just
+    finished: a file vanishing under the walk is retried, not an error."""
+    import time
+
     fs, filesystem, base = _filesystem(uri)
-    if filesystem.get_file_info(base).type == fs.FileType.Directory:
-        filesystem.delete_dir(base)
+    for attempt in range(attempts):
+        try:
+            if filesystem.get_file_info(base).type == fs.FileType.Directory:
+                filesystem.delete_dir(base)
+            return
+        except FileNotFoundError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.1)

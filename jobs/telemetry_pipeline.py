@@ -1,12 +1,12 @@
 """The telemetry pipeline: Kafka `vehicle-telemetry` → validate → dedup → enrich → sinks, exactly once.
 
-  source ─► parse + validate ─(rejects)──────────────────────────────────────► telemetry-dlq
-                  │ key by vehicle_id                                            ▲
-                  ▼                                                              │
-  vehicle-registry ─► (broadcast) ─► dedup + enrich ─┬─► telemetry-enriched (Kafka, EXACTLY_ONCE, key = vehicle_id)
-                                                     ├─► Bronze Parquet (FileSink, hour folders, commit on checkpoint)
-                                                     └─► key by shard ─► store writer ─► hot store + vehicle status
-                                                                              └─(store rejects)─┘
+  source ─► batches per shard (Java: SQL window, ARRAY_AGG; keyed in Java)
+                  │
+  vehicle-registry ─► (broadcast) ─► parse + validate + dedup + enrich + store writes (one Python call per batch)
+                                       ├─► telemetry-enriched (Kafka, EXACTLY_ONCE, key = vehicle_id)
+                                       ├─► Bronze Parquet (FileSink, hour folders, commit on checkpoint)
+                                       ├─► hot store + vehicle status (written per batch, idempotent)
+                                       └─► telemetry-dlq (rejects, store rejects, bad registry records)
 
 The seed's Lambda 9.1 and Firehose paths as one PyFlink job. Start position is configurable (the
 live job resumes from committed offsets; a backfill replays a range); with a stop position the
@@ -20,26 +20,17 @@ from dataclasses import dataclass, field
 
 from pyflink.common import Types, WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
+from pyflink.table import StreamTableEnvironment
 
 from connectors.hot_store import StoreConfig
 from connectors.kafka_sink import KEYED_RECORD_TYPE, add_keyed_sink, value_only_sink
 from connectors.kafka_source import OffsetPosition, raw_bytes_source
 from connectors.parquet_sink import parquet_file_sink
+from connectors.telemetry_batches import batches_by_shard, in_memory_payloads, java_side_output
 from fleet.config import PlatformConfig
 from jobs.job_main import job_main
-from jobs.pipeline_functions import (
-    BRONZE_SCHEMA,
-    BRONZE_TAG,
-    DLQ_TAG,
-    REGISTRY_STATE,
-    REGISTRY_TYPE,
-    STORE_TAG,
-    VALID_TYPE,
-    DedupAndEnrich,
-    ParseAndValidate,
-    ParseRegistry,
-    StoreWriter,
-)
+from jobs.pipeline_batch import EnrichBatch
+from jobs.pipeline_functions import BRONZE_SCHEMA, BRONZE_TAG, DLQ_TAG, REGISTRY_STATE, REGISTRY_TYPE, ParseRegistry
 from udfs.fault_injection import FailOnce
 
 ALL_SINKS = frozenset({"enriched", "bronze", "store", "dlq"})
@@ -56,12 +47,13 @@ class PipelineConfig:
     transactional_id_prefix: str
     start: OffsetPosition
     stop: OffsetPosition | None
+    dedup_recent_events: int
     dedup_ttl_s: int
     registry_file: str
     bronze_path: str
     stores: StoreConfig
-    store_flush_ms: int
-    store_shards: int
+    batch_window_ms: int
+    batch_shards: int
     sinks: frozenset[str] = field(default=ALL_SINKS)
     fail_once: FailOnce | None = None  # the failure harness's injected fault; None in real runs
     commit_offsets: bool = True  # a backfill reads with a group of its own and commits nothing
@@ -82,12 +74,13 @@ def pipeline_config(platform: PlatformConfig, *, start: str = "committed", stop:
         transactional_id_prefix=settings.transactional_id_prefix,
         start=OffsetPosition.parse(start),
         stop=OffsetPosition.parse(stop) if stop else None,
+        dedup_recent_events=settings.dedup_recent_events,
         dedup_ttl_s=settings.dedup_ttl_s,
         registry_file=settings.registry_file,
         bronze_path=settings.bronze_path,
         stores=platform.stores,
-        store_flush_ms=settings.store_flush_ms,
-        store_shards=settings.store_shards,
+        batch_window_ms=settings.batch_window_ms,
+        batch_shards=settings.batch_shards,
         fail_once=FailOnce.parse(platform.faults.fail_once_at, platform.faults.marker_dir, "pipeline"),
     )
 
@@ -112,6 +105,9 @@ def build(
     """Add the pipeline to `env`. `raw`/`registry_raw` replace the Kafka sources and `collect_bronze`
     keeps the Bronze stream for a test to consume when the Parquet sink is off (job-tier tests)."""
     bronze_wanted = collect_bronze or "bronze" in config.sinks
+    # In-memory test input is text and always bounded; Kafka input is bounded when a stop is set.
+    raw_is_text = raw is not None
+    bounded_input = raw_is_text or config.stop is not None
     if raw is None:
         source = raw_bytes_source(
             config.bootstrap_servers, config.telemetry_topic, config.group_id, start=config.start, stop=config.stop,
@@ -132,35 +128,34 @@ def build(
         )
         registry_raw = env.from_source(registry_source, WatermarkStrategy.no_watermarks(), "vehicle-registry source").uid("registry-source")
 
-    parsed = raw.process(ParseAndValidate(config.telemetry_topic), output_type=VALID_TYPE).name("parse and validate").uid("parse-validate")
     registry = (
         registry_raw.process(ParseRegistry(config.registry_topic), output_type=REGISTRY_TYPE)
         .name("parse registry").uid("parse-registry")
     )
+    t_env = StreamTableEnvironment.create(env)
+    t_env.get_config().set("table.local-time-zone", "UTC")  # Kafka timestamps → epoch ms, anywhere
+    if raw_is_text:
+        raw = in_memory_payloads(raw)
+    batches = batches_by_shard(
+        t_env, raw, shards=config.batch_shards, window_ms=config.batch_window_ms,
+        bounded=bounded_input, name="pipeline",
+    )
     enriched = (
-        parsed.key_by(lambda row: row[0], key_type=Types.LONG())
-        .connect(registry.broadcast(REGISTRY_STATE))
+        batches.connect(registry.broadcast(REGISTRY_STATE))
         .process(
-            DedupAndEnrich(
-                config.dedup_ttl_s, config.store_shards, config.registry_file,
+            EnrichBatch(
+                topic=config.telemetry_topic, dedup_capacity=config.dedup_recent_events, dedup_ttl_s=config.dedup_ttl_s,
+                registry_file=config.registry_file,
                 registry_topic=(config.bootstrap_servers, config.registry_topic) if registry_from_kafka else None,
-                to_bronze=bronze_wanted, to_store="store" in config.sinks, fail_once=config.fail_once,
+                stores=config.stores if "store" in config.sinks else None,
+                to_bronze=bronze_wanted, fail_once=config.fail_once,
             ),
             output_type=KEYED_RECORD_TYPE,
         )
-        .name("dedup and enrich").uid("dedup-enrich")
+        .name("parse, dedup, enrich, store").uid("enrich-batch")
     )
-    bronze = enriched.get_side_output(BRONZE_TAG) if bronze_wanted else None
-    store_rejects = (
-        enriched.get_side_output(STORE_TAG)
-        .key_by(lambda row: row[0], key_type=Types.INT())
-        .process(StoreWriter(config.stores, config.store_flush_ms), output_type=Types.STRING())
-        .name("hot store and vehicle status writer").uid("store-writer")
-        .get_side_output(DLQ_TAG)
-    ) if "store" in config.sinks else None
-    dlq = parsed.get_side_output(DLQ_TAG).union(registry.get_side_output(DLQ_TAG))
-    if store_rejects is not None:
-        dlq = dlq.union(store_rejects)
+    bronze = java_side_output(enriched, BRONZE_TAG) if bronze_wanted else None
+    dlq = java_side_output(enriched, DLQ_TAG).union(java_side_output(registry, DLQ_TAG))
 
     if "enriched" in config.sinks:
         add_keyed_sink(

@@ -50,7 +50,7 @@ def job_config(tmp_path, platform_config):
     registry_file.write_text("".join(json.dumps({"vehicle_id": 10_000 + i, "vehicle_type": "e-bike" if i % 2 else "scooter"}) + "\n" for i in range(15)))
     platform = load_config("local", {
         "infra.run_dir": str(tmp_path), "flink.checkpoint_interval_ms": "500", "flink.restart_attempts": "0",
-        "pipeline.registry_file": str(registry_file), "pipeline.store_flush_ms": "100",
+        "pipeline.registry_file": str(registry_file), "pipeline.batch_window_ms": "50",
     }, environ={})
     return platform, replace(pipeline_config(platform, start="earliest", stop="latest"), sinks=frozenset({"store"}))
 
@@ -115,17 +115,36 @@ def test_dedup_rejects_enrichment_bronze_and_hot_store(job_config):
         status.close()
 
 
-def test_plan_has_every_named_operator_and_sink(job_config):
+def python_operators(env):
+    """(name, operator class) of every operator that runs Python, from the Java stream graph."""
+    graph = env._j_stream_execution_environment.getStreamGraph(False)
+    found = []
+    for node in graph.getStreamNodes().toArray():
+        factory = node.getOperatorFactory()
+        if factory is None:
+            continue
+        operator = factory.getStreamOperatorClass(node.getClass().getClassLoader()).getName()
+        if ".python." in operator:
+            found.append((node.getOperatorName(), operator.rsplit(".", 1)[1]))
+    return sorted(found)
+
+
+def test_plan_has_every_named_operator_and_sink_and_one_python_hop(job_config):
     platform, config = job_config
     env = create_env(platform.flink)
     build(env, replace(config, sinks=frozenset({"enriched", "bronze", "store", "dlq"})))
     contents = " | ".join(node["contents"] for node in json.loads(env.get_execution_plan())["nodes"])
     for name in (
-        "vehicle-telemetry source", "vehicle-registry source", "parse and validate", "parse registry",
-        "dedup and enrich", "hot store and vehicle status writer", "bronze parquet sink", "dlq sink",
-        "telemetry_enriched",
+        "vehicle-telemetry source", "vehicle-registry source", "parse registry", "parse, dedup, enrich, store",
+        "WindowAggregate", "bronze parquet sink", "dlq sink", "telemetry_enriched",
     ):
         assert name in contents, contents
+    # An event enters Python once, in a batch: no AddKey, no side-output maps, no second keyed
+    # hop. The registry parser sees only registry records.
+    assert python_operators(env) == [
+        ("parse registry", "EmbeddedPythonProcessOperator"),
+        ("parse, dedup, enrich, store", "EmbeddedPythonKeyedCoProcessOperator"),
+    ]
 
 
 def test_duplicates_minutes_apart_are_dropped_within_the_ttl(job_config):
