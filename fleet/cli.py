@@ -356,6 +356,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sim = add(bench_cmd, "sim", cmd_bench_sim, "simulator CPU per 1K vehicles producing at 1 Hz into Kafka")
     bench_sim.add_argument("--vehicles", type=int, default=50_000)
     bench_sim.add_argument("--seconds", type=float, default=30)
+    from fleet.bench_pipeline_cli import add_parser as add_bench_pipeline_parser
+
+    add_bench_pipeline_parser(bench_cmd, add, _config)
 
     from connectors.mqtt_bridge_cli import add_arguments as add_bridge_arguments
 

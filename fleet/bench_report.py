@@ -1,0 +1,270 @@
+"""What `telemetry bench pipeline` prints and writes: a table, a JSON file, PNG plots, BENCHMARKS.md.
+
+Every rate is also given as a ratio to the limit and to the peer measured in the same run, on the
+same broker and input: absolute figures on a shared 2-core box move with the neighbours, ratios
+much less. The machine section says what the box was and how busy others kept it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+from typing import Any
+
+from fleet.bench_checks import StageOutcome
+
+HEADER = ("stage", "events/s", "× limit", "× peer", "outputs (got/expected)", "CPU s/1K events", "broker CPU s/1K", "peak RSS MiB", "check")
+
+
+def _ratio(value: float | None, base: float | None) -> str:
+    return f"{value / base:.2f}" if value and base else "–"
+
+
+def _base(outcomes: list[StageOutcome], stage: str) -> float | None:
+    return next((o.rate for o in outcomes if o.stage == stage and o.ok), None)
+
+
+def stage_cpu_per_1k(outcome: StageOutcome) -> float | None:
+    """The stage's own processes (not the broker), over the drain window."""
+    total = sum(entry["cpu_s_window"] for role, entry in outcome.processes.items() if role != "broker")
+    return round(total / (outcome.events_in / 1000), 4) if outcome.events_in else None
+
+
+def rows(outcomes: list[StageOutcome]) -> list[tuple[str, ...]]:
+    limit, peer = _base(outcomes, "limit"), _base(outcomes, "peer")
+    table = []
+    for o in outcomes:
+        stage_roles = {r: e for r, e in o.processes.items() if r != "broker"}
+        table.append((
+            o.stage, f"{o.rate:,.0f}" if o.rate else "–", _ratio(o.rate, limit), _ratio(o.rate, peer),
+            " ".join(f"{name} {v['records']}/{v['expected']}" for name, v in o.outputs.items()),
+            f"{stage_cpu_per_1k(o):.3f}" if stage_cpu_per_1k(o) is not None else "–",
+            f"{o.cpu_per_1k('broker'):.3f}" if o.cpu_per_1k("broker") is not None else "–",
+            " ".join(f"{r.split(' ')[0]} {e['peak_rss_mib']:.0f}" for r, e in sorted(stage_roles.items())),
+            "OK" if o.ok else "MISMATCH",
+        ))
+    return table
+
+
+def format_table(outcomes: list[StageOutcome]) -> str:
+    all_rows = [HEADER, *rows(outcomes)]
+    widths = [max(len(r[i]) for r in all_rows) for i in range(len(HEADER))]
+    return "\n".join("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in all_rows)
+
+
+def markdown_table(outcomes: list[StageOutcome]) -> str:
+    all_rows = [HEADER, tuple("---" for _ in HEADER), *rows(outcomes)]
+    return "\n".join("| " + " | ".join(r) + " |" for r in all_rows)
+
+
+def process_table(outcomes: list[StageOutcome]) -> str:
+    """Markdown: every process of every stage, CPU s per 1K events (drain window and whole stage), peak RSS."""
+    lines = ["| stage | process | CPU s/1K events (drain) | CPU s/1K events (whole stage, start-up incl.) | peak RSS MiB |",
+             "| --- | --- | --- | --- | --- |"]
+    for o in outcomes:
+        for role in sorted(o.processes):
+            lines.append(f"| {o.stage} | {role} | {o.cpu_per_1k(role) or 0:.3f} | {o.cpu_per_1k(role, window=False) or 0:.3f} "
+                         f"| {o.processes[role]['peak_rss_mib']:.0f} |")
+    return "\n".join(lines)
+
+
+# ---- the machine ---------------------------------------------------------------------------------
+
+def _first_line(argv: list[str]) -> str:
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=30)  # noqa: S603
+        return (result.stdout or result.stderr).strip().splitlines()[0]
+    except (OSError, IndexError, subprocess.SubprocessError):
+        return "?"
+
+
+def machine() -> dict[str, Any]:
+    cpu_model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu_model = line.split(":", 1)[1].strip()
+                break
+        mem_kib = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
+    except (OSError, StopIteration):
+        mem_kib = 0
+    versions: dict[str, str] = {"python": sys.version.split()[0]}
+    for module in ("pyflink", "confluent_kafka", "orjson"):
+        try:
+            mod = __import__(module)
+            versions[module] = getattr(mod, "__version__", None) or getattr(getattr(mod, "version", None), "__call__", lambda: "?")()
+        except Exception:  # noqa: BLE001 - a version we cannot read is printed as "?"
+            versions[module] = "?"
+    if isinstance(versions.get("confluent_kafka"), tuple):
+        versions["confluent_kafka"] = versions["confluent_kafka"][0]
+    try:
+        from importlib.metadata import version
+
+        versions["apache-flink"] = version("apache-flink")
+        versions["confluent-kafka"] = version("confluent-kafka")
+    except Exception:  # noqa: BLE001
+        pass
+    try:
+        from connectors import jars
+
+        kafka_jar = next((p.name for p in jars.installed("kafka-broker").jars if p.name.startswith("kafka_2.13-")), "?")
+        versions["kafka broker"] = kafka_jar.removeprefix("kafka_2.13-").removesuffix(".jar")
+    except Exception:  # noqa: BLE001
+        versions["kafka broker"] = "?"
+    versions["java"] = _first_line(["java", "-version"])
+    return {
+        "nproc": os.cpu_count(), "memory_gib": round(mem_kib / 1024 / 1024, 1), "cpu_model": cpu_model,
+        "kernel": platform.release(), "load_average_at_start": os.getloadavg(), "versions": versions,
+    }
+
+
+# ---- files ---------------------------------------------------------------------------------------
+
+def _plain(value: Any) -> Any:
+    if is_dataclass(value):
+        return {k: _plain(v) for k, v in asdict(value).items()}
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, frozenset, set)):
+        return [_plain(v) for v in (sorted(value) if isinstance(value, (set, frozenset)) else value)]
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def write_json(result: dict[str, Any], folder: Path, host: dict[str, Any], command: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    outcomes: list[StageOutcome] = result["outcomes"]
+    data = {
+        "command": command, "machine": host, "run_id": result["run_id"], "peer_version": result["peer_version"],
+        "plan": _plain(result["plan"]), "input": {k: v for k, v in _plain(result["input"]).items() if k != "vehicle_ids"},
+        "stages": [{**_plain(o), "ok": o.ok, "stage_cpu_s_per_1k": stage_cpu_per_1k(o), "foreign_cpu_s": o.foreign_cpu_s}
+                   for o in outcomes],
+        "ratios": {o.stage: {"to_limit": _ratio(o.rate, _base(outcomes, "limit")), "to_peer": _ratio(o.rate, _base(outcomes, "peer"))}
+                   for o in outcomes},
+    }
+    path = folder / f"pipeline-{result['run_id']}.json"
+    path.write_text(json.dumps(data, indent=2, default=str))
+    return path
+
+
+def write_plots(outcomes: list[StageOutcome], folder: Path, stem: str) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder.mkdir(parents=True, exist_ok=True)
+    names = [o.stage for o in outcomes]
+    paths = []
+
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    rates = [o.rate or 0 for o in outcomes]
+    colours = ["#888888" if n == "limit" else "#d98c1f" if n == "peer" else "#2b6cb0" for n in names]
+    bars = ax.barh(names[::-1], rates[::-1], color=colours[::-1])
+    for bar, o in zip(bars, outcomes[::-1]):
+        ax.text(bar.get_width(), bar.get_y() + bar.get_height() / 2, f" {o.rate or 0:,.0f}" + ("" if o.ok else " MISMATCH"),
+                va="center", fontsize=8)
+    ax.set_xlabel("events/s drained (first to last output record)")
+    ax.set_title("Drain rate, same broker and input, one run")
+    fig.tight_layout()
+    paths.append(folder / f"{stem}-rates.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+
+    roles = sorted({r for o in outcomes for r in o.processes})
+    fig, ax = plt.subplots(figsize=(9, 4.5))
+    left = [0.0] * len(outcomes)
+    for role in roles:
+        values = [o.cpu_per_1k(role) or 0 for o in outcomes]
+        ax.barh(names, values, left=left, label=role)
+        left = [a + b for a, b in zip(left, values)]
+    ax.invert_yaxis()
+    ax.set_xlabel("CPU seconds per 1,000 events (drain window), by process")
+    ax.set_title("CPU cost per event")
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    paths.append(folder / f"{stem}-cpu.png")
+    fig.savefig(paths[-1], dpi=110)
+    plt.close(fig)
+    return paths
+
+
+def write_markdown(path: Path, result: dict[str, Any], host: dict[str, Any], command: str, plots: list[Path], json_path: Path) -> Path:
+    outcomes: list[StageOutcome] = result["outcomes"]
+    data, plan = result["input"], result["plan"]
+    limit, peer = _base(outcomes, "limit"), _base(outcomes, "peer")
+    versions = ", ".join(f"{k} {v}" for k, v in host["versions"].items())
+    foreign = sum(o.foreign_cpu_s for o in outcomes)
+    wall = sum(o.wall_s for o in outcomes) or 1.0
+    shared = foreign / wall > 0.1  # more than a tenth of a core used by others on average
+    rel = lambda p: os.path.relpath(p, path.parent)  # noqa: E731
+    lines = [
+        "# Benchmarks: the telemetry pipeline against the Kafka limit and a peer",
+        "",
+        f"Written by `telemetry bench pipeline` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (run `{result['run_id']}`). "
+        "Reproduce with the command below; every figure is from that one run.",
+        "",
+        "```",
+        command,
+        "```",
+        "",
+        "## Machine",
+        "",
+        f"- {host['nproc']} cores ({host['cpu_model']}), {host['memory_gib']} GiB, Linux {host['kernel']}; "
+        f"load average at start {', '.join(f'{x:.2f}' for x in host['load_average_at_start'])}",
+        f"- {versions}; peer: quixstreams {result['peer_version'] or '–'}",
+        f"- one Kafka broker on 127.0.0.1 (KRaft), parallelism 1 unless the stage says otherwise, thread mode, "
+        f"checkpoints every {_checkpoint_interval(result)} ms, exactly once; the peer commits as often",
+    ]
+    if shared:
+        lines.append(f"- **a noisy, shared run**: other tenants used {foreign:,.0f} CPU s during the {wall:,.0f} s of the stages "
+                     f"({foreign / wall:.2f} cores on average; per stage in the JSON, `foreign_cpu_s`). Ratios hold up better than absolute rates.")
+    lines += [
+        "",
+        "## Input",
+        "",
+        f"{data.sent:,} records in one topic of {data.partitions} partitions: {plan.events:,} simulated events from "
+        f"{plan.vehicles:,} vehicles in the seed's payload format (device_sim), {data.resends:,} of them re-sent "
+        f"(exact repeats), {data.rejected:,} invalid, {len(data.alert_sentinels)} sentinel events; "
+        f"{data.unique_valid:,} unique valid events every pipeline sink must hold, {data.alerts} alerts the alerts job must raise "
+        f"(a calm fleet: the sentinels' low batteries only). Preloaded before any stage starts (at {data.produce_rate:,.0f} events/s).",
+        "",
+        "## Drain rates",
+        "",
+        "Rate = output records / (last − first output record), broker timestamps (LogAppendTime); the alerts job: input "
+        "events over the window between its first and last sentinel alert. `× limit` and `× peer` are ratios to rows 1 and 2. "
+        "CPU s/1K events: the stage's own processes over the drain window (broker apart); peak RSS per process.",
+        "",
+        markdown_table(outcomes),
+        "",
+    ]
+    if limit and peer:
+        lines += [f"The limit moved {limit:,.0f} events/s; the peer {peer:,.0f} events/s ({peer / limit:.2f} × the limit).", ""]
+    problems = [p for o in outcomes for p in o.problems]
+    if problems:
+        lines += ["**Mismatches in this run** (their rates do not count):", "", *(f"- {p.splitlines()[0]}" for p in problems), ""]
+    cluster = [o for o in outcomes if o.checkpoints]
+    if cluster:
+        lines += ["## Checkpoints on the standalone cluster (Flink REST)", "",
+                  "| stage | completed | state size bytes (min/avg/max) | duration ms (min/avg/max) |", "| --- | --- | --- | --- |"]
+        for o in cluster:
+            size, duration = o.checkpoints.get("state_size_bytes", {}), o.checkpoints.get("duration_ms", {})
+            lines.append(f"| {o.stage} | {o.checkpoints.get('completed')} | {size.get('min')}/{size.get('avg')}/{size.get('max')} "
+                         f"| {duration.get('min')}/{duration.get('avg')}/{duration.get('max')} |")
+        lines.append("")
+    lines += ["## CPU and memory per process", "", process_table(outcomes), "",
+              "## Plots", "", *(f"![{p.stem}]({rel(p)})" for p in plots), "",
+              f"Raw figures: `{json_path}` (written by the run; not committed).", ""]
+    path.write_text("\n".join(lines))
+    return path
+
+
+def _checkpoint_interval(result: dict[str, Any]) -> int:
+    return int(result.get("checkpoint_interval_ms", 0)) or 2000

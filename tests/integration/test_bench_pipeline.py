@@ -1,0 +1,94 @@
+"""`telemetry bench pipeline --smoke` end to end through the real local Kafka of the test session:
+every stage (passthrough, the Quix Streams peer in its own venv, the pipeline, enriched-only and the
+alerts job on the MiniCluster, both jobs on a standalone cluster with one and with two
+TaskManagers) drains the same preloaded topic, and each must output exactly what the input says.
+
+Structure and counts only: a benchmark's timings are its output, never something a test asserts.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from fleet import cli
+from fleet.bench_pipeline import SMOKE, STAGES
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(1_200)]
+
+
+def _settings(config) -> list[str]:
+    infra, flink = config.infra, config.flink
+    pairs = {
+        "infra.run_dir": str(infra.run_dir), "infra.kafka_port": infra.kafka_port,
+        "infra.kafka_controller_port": infra.kafka_controller_port, "infra.mqtt_port": infra.mqtt_port,
+        "infra.moto_port": infra.moto_port, "infra.kafka_heap": infra.kafka_heap,
+        "flink.checkpoint_interval_ms": flink.checkpoint_interval_ms,
+    }
+    return [arg for key, value in pairs.items() for arg in ("--set", f"{key}={value}")]
+
+
+@pytest.fixture(scope="module")
+def smoke_run(platform_config, kafka_bootstrap, tmp_path_factory):
+    markdown = tmp_path_factory.mktemp("bench") / "BENCHMARKS.md"
+    bench_dir = Path(platform_config.infra.run_dir) / "bench"
+    before = set(bench_dir.glob("pipeline-*.json"))
+    code = cli.main([*_settings(platform_config), "bench", "pipeline", "--smoke", "--markdown", str(markdown)])
+    written = sorted(set(bench_dir.glob("pipeline-*.json")) - before)
+    assert len(written) == 1, f"one JSON report per run, got {written}"
+    return code, json.loads(written[0].read_text()), markdown
+
+
+def test_every_stage_outputs_exactly_the_expected_records(smoke_run):
+    code, report, _ = smoke_run
+    stages = {s["stage"]: s for s in report["stages"]}
+    assert list(stages) == list(STAGES)
+    problems = [p for s in report["stages"] for p in s["problems"]]
+    assert problems == [] and code == 0, "\n".join(problems)
+
+    data = report["input"]
+    assert data["sent"] == SMOKE.events + data["resends"] + len(data["alert_sentinels"])
+    assert data["unique_valid"] == data["sent"] - data["resends"] - data["rejected"]
+    assert data["rejected"] > 0 and data["resends"] > 0 and data["alerts"] == len(data["alert_sentinels"])
+
+    assert stages["limit"]["outputs"] == {"output": {"records": data["sent"], "distinct": None, "expected": data["sent"]}}
+    unique = {"records": data["unique_valid"], "distinct": data["unique_valid"], "expected": data["unique_valid"]}
+    dlq = {"records": data["rejected"], "distinct": None, "expected": data["rejected"]}
+    assert stages["peer"]["outputs"] == {"enriched": unique, "dlq": dlq}
+    assert stages["enriched"]["outputs"] == {"enriched": unique}
+    for name in ("pipeline", "cluster-pipeline-1tm", "cluster-pipeline-2tm"):
+        assert stages[name]["outputs"] == {"enriched": unique, "dlq": dlq, "bronze": unique, "hot_store": unique}, name
+    alerts = {"records": data["alerts"], "distinct": data["alerts"], "expected": data["alerts"]}
+    for name in ("alerts", "cluster-alerts-1tm"):
+        assert stages[name]["outputs"] == {"alerts": alerts}, name
+
+
+def test_every_stage_has_a_rate_and_its_processes_measured(smoke_run):
+    _, report, _ = smoke_run
+    for stage in report["stages"]:
+        assert stage["rate"] and stage["window_s"] > 0, stage["stage"]
+        assert stage["events_in"] == report["input"]["sent"]
+        assert "broker" in stage["processes"], stage["stage"]
+        assert all(p["peak_rss_mib"] > 0 for p in stage["processes"].values()), stage["stage"]
+    roles = {s["stage"]: set(s["processes"]) for s in report["stages"]}
+    assert "passthrough" in roles["limit"] and "peer" in roles["peer"]
+    assert "minicluster-jvm" in roles["pipeline"]
+    assert {"jobmanager", "taskmanager"} <= roles["cluster-pipeline-2tm"]
+    cluster = {s["stage"]: s for s in report["stages"]}["cluster-pipeline-2tm"]
+    assert cluster["processes"]["taskmanager"]["processes"] == 2
+    assert report["peer_version"].startswith("3.")
+    assert set(report["ratios"]) == set(STAGES) and report["ratios"]["limit"]["to_limit"] == "1.00"
+
+
+def test_the_report_files(smoke_run):
+    _, report, markdown = smoke_run
+    text = markdown.read_text()
+    for stage in STAGES:
+        assert f"| {stage} |" in text
+    assert "bench pipeline --smoke" in text and "## Machine" in text
+    plots = [markdown.parent / "docs" / "benchmarks" / f"pipeline-{kind}.png" for kind in ("rates", "cpu")]
+    for plot in plots:
+        assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert report["machine"]["nproc"] >= 1 and report["command"].startswith("telemetry ")
