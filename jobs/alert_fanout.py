@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import time
 import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable
@@ -75,12 +76,34 @@ def shard_of(alert: dict[str, Any], shards: int) -> int:
     return zlib.crc32(alert["alert_id"].encode()) % shards
 
 
+class _Tally:
+    """A metric counter incremented in Java every `every` counts, not per alert (each inc() is a
+    call into the JVM). Metrics only: a crash may lose the last few counts, never an alert."""
+
+    def __init__(self, counter: Any, every: int = 256):
+        self.counter, self.every, self.pending = counter, every, 0
+
+    def inc(self) -> None:
+        self.pending += 1
+        if self.pending >= self.every:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending:
+            self.counter.inc(self.pending)
+            self.pending = 0
+
+
 class StormGuard(KeyedProcessFunction):
     """Keyed by "kind/zone_id". One ValueState: the key's counts per window (udfs.alert_storm).
 
     The first suppressed alert of a window arms a processing-time timer for when its summary is
     due, and the END_OF_INPUT timer so a bounded input still summarises an open storm.
     Main output: suppressed alerts, already logged. TO_PUBLISHER: pages, summaries, offline alerts.
+
+    Per alert it costs one state write and no state read: the state last written for a key is kept
+    in `self.written` (only this instance writes its keys, and a restore starts a new instance, so
+    the copy is never stale), and the key and the clock are taken in Python, not asked of Flink.
     """
 
     def __init__(self, policy: StormPolicy, shards: int, alert_log: str = "", *, to_status: bool = False):
@@ -94,19 +117,29 @@ class StormGuard(KeyedProcessFunction):
 
         self.log = AlertLog(self.alert_log) if self.alert_log else None
         self.state = runtime_context.get_state(ValueStateDescriptor("alert-storm-guard", Types.STRING()))
+        self.written: dict[str, str] = {}
         metrics = runtime_context.get_metrics_group()
-        self.paged = metrics.counter("alerts_to_page")
-        self.suppressed = metrics.counter("alerts_suppressed")
+        self.paged = _Tally(metrics.counter("alerts_to_page"))
+        self.suppressed = _Tally(metrics.counter("alerts_suppressed"))
         self.summaries = metrics.counter("storm_summaries")
+
+    def _load(self, key: str) -> GuardState:
+        text = self.written.get(key)
+        return GuardState.decode(text if text is not None else self.state.value())
+
+    def _store(self, key: str, state: GuardState) -> None:
+        text = state.encode()
+        self.state.update(text)
+        self.written[key] = text
 
     def process_element(self, text: str, ctx: KeyedProcessFunction.Context) -> Iterable:
         alert = orjson.loads(text)
-        timers = ctx.timer_service()
-        state, decision = on_alert(
-            GuardState.decode(self.state.value()), ctx.get_current_key(), alert_time_ms(alert), timers.current_processing_time(), self.policy,
-        )
-        self.state.update(state.encode())
+        key = storm_key(alert)  # == ctx.get_current_key(), without the call into Flink
+        now = int(time.time() * 1000)  # Flink's processing time is the same wall clock
+        state, decision = on_alert(self._load(key), key, alert_time_ms(alert), now, self.policy)
+        self._store(key, state)
         if decision.close_at_ms is not None:
+            timers = ctx.timer_service()
             timers.register_processing_time_timer(decision.close_at_ms)
             timers.register_event_time_timer(END_OF_INPUT)
         (self.paged if decision.paged else self.suppressed).inc()
@@ -121,10 +154,13 @@ class StormGuard(KeyedProcessFunction):
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterable:
         end_of_input = timestamp == END_OF_INPUT  # the only event-time timer here
         now = ctx.timer_service().current_processing_time() if end_of_input else timestamp
-        state, summaries = due_summaries(GuardState.decode(self.state.value()), ctx.get_current_key(), now, self.policy, all_open=end_of_input)
+        key = ctx.get_current_key()
+        self.paged.flush()
+        self.suppressed.flush()
+        state, summaries = due_summaries(self._load(key), key, now, self.policy, all_open=end_of_input)
         if not summaries:
             return
-        self.state.update(state.encode())
+        self._store(key, state)
         for summary in summaries:
             self.summaries.inc()
             yield TO_PUBLISHER, Row(shard_of(summary, self.shards), orjson.dumps(summary).decode())
