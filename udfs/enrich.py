@@ -27,14 +27,26 @@ def vehicle_type_of(vehicle_id: int, *registries: Mapping[int, str]) -> str:
 def enrich(event: dict[str, Any], vehicle_type: str, ingested_at_ms: int) -> dict[str, Any]:
     """The event as received plus zone_id, vehicle_type and when it entered Kafka.
 
-    The seed's consumers read the nested payload; enrichment adds top-level fields only.
+    The seed's consumers read the nested payload; enrichment adds top-level fields only. The
+    event itself is not changed (a shallow copy); `enrich_in_place` is the same without the copy.
     """
     location = event["location"]
-    enriched = dict(event)
-    enriched["zone_id"] = geohash_zone(location["lat"], location["lon"])
-    enriched["vehicle_type"] = vehicle_type
-    enriched["ingested_at_ms"] = ingested_at_ms
-    return enriched
+    return {
+        **event,
+        "zone_id": geohash_zone(location["lat"], location["lon"]),
+        "vehicle_type": vehicle_type,
+        "ingested_at_ms": ingested_at_ms,
+    }
+
+
+def enrich_in_place(event: dict[str, Any], vehicle_type: str, ingested_at_ms: int) -> dict[str, Any]:
+    """`enrich` for a caller that owns the event (e.g. one it has just decoded): adds the same
+    fields to `event` itself, in the same order, and returns it. Equal to `enrich(event, ...)`."""
+    location = event["location"]
+    event["zone_id"] = geohash_zone(location["lat"], location["lon"])
+    event["vehicle_type"] = vehicle_type
+    event["ingested_at_ms"] = ingested_at_ms
+    return event
 
 
 # Bronze: the seed payload flattened, plus enrichment and times. (name, Parquet kind) in file order.
@@ -81,30 +93,35 @@ def bronze_values(enriched: dict[str, Any], event_time_ms: int) -> tuple:
     status = enriched.get("vehicle_status") or {}
     diagnostics = enriched.get("diagnostics") or {}
     error_codes = diagnostics.get("error_codes")
+    # `v if type(v := x) is float else _float(v)` is `_float(x)` (float() of a float is that float
+    # itself) without a call in the common case; values are read in the original order.
     return (
         enriched["vehicle_id"],
         enriched["timestamp"],
         event_time_ms,
-        float(location["lat"]),
-        float(location["lon"]),
-        _float(location.get("altitude")),
-        _float(location.get("accuracy")),
-        float(battery["percent"]),
-        _float(battery.get("voltage")),
-        _float(battery.get("current")),
-        _float(battery.get("temperature")),
+        v if type(v := location["lat"]) is float else float(v),
+        v if type(v := location["lon"]) is float else float(v),
+        v if type(v := location.get("altitude")) is float else _float(v),
+        v if type(v := location.get("accuracy")) is float else _float(v),
+        v if type(v := battery["percent"]) is float else float(v),
+        v if type(v := battery.get("voltage")) is float else _float(v),
+        v if type(v := battery.get("current")) is float else _float(v),
+        v if type(v := battery.get("temperature")) is float else _float(v),
         battery.get("charging"),
-        _float(motion.get("speed_kmh")),
-        _float(motion.get("heading")),
-        _float(acceleration.get("x")),
-        _float(acceleration.get("y")),
-        _float(acceleration.get("z")),
+        v if type(v := motion.get("speed_kmh")) is float else _float(v),
+        v if type(v := motion.get("heading")) is float else _float(v),
+        v if type(v := acceleration.get("x")) is float else _float(v),
+        v if type(v := acceleration.get("y")) is float else _float(v),
+        v if type(v := acceleration.get("z")) is float else _float(v),
         status.get("locked"),
         status.get("in_use"),
         status.get("trip_id"),
-        _float(diagnostics.get("odometer_km")),
-        None if error_codes is None else orjson.dumps(error_codes).decode(),
-        _float(diagnostics.get("last_maintenance_km")),
+        v if type(v := diagnostics.get("odometer_km")) is float else _float(v),
+        # orjson.dumps([]) is b"[]": the usual empty list needs no encoder call.
+        "[]" if type(error_codes) is list and not error_codes else (
+            None if error_codes is None else orjson.dumps(error_codes).decode()
+        ),
+        v if type(v := diagnostics.get("last_maintenance_km")) is float else _float(v),
         enriched["zone_id"],
         enriched["vehicle_type"],
         enriched["ingested_at_ms"],

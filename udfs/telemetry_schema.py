@@ -16,7 +16,7 @@ import math
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final
 
 import orjson
@@ -72,7 +72,8 @@ _INTEGER = "integer"
 _BOOL = "bool"
 
 # (section, field, kind, minimum, maximum, required). Ranges are physical plausibility for a
-# scooter/e-bike, wide enough never to reject a real reading.
+# scooter/e-bike, wide enough never to reject a real reading. `_valid_complete` and `_valid_sparse`
+# (validate's fast checks) spell the same bounds out: change both; a unit test compares them.
 _FIELDS: Final = (
     ("location", "lat", _NUMBER, -90.0, 90.0, True),
     ("location", "lon", _NUMBER, -180.0, 180.0, True),
@@ -92,6 +93,10 @@ _FIELDS: Final = (
 )
 _REQUIRED_SECTIONS: Final = frozenset(s for s, _, _, _, _, req in _FIELDS if req)
 _OPTIONAL_SECTIONS: Final = ("motion", "vehicle_status", "diagnostics")
+# _FIELDS with each dotted path made once, not per event.
+_FIELD_RULES: Final = tuple(
+    (section, name, f"{section}.{name}", kind, low, high, required) for section, name, kind, low, high, required in _FIELDS
+)
 
 
 def decode(raw: bytes | bytearray | memoryview | str) -> dict[str, Any] | Rejection:
@@ -107,6 +112,21 @@ def decode(raw: bytes | bytearray | memoryview | str) -> dict[str, Any] | Reject
 
 def parse_timestamp_ms(value: Any) -> int | None:
     """ISO-8601 string with a zone → epoch milliseconds, or None if it is not one."""
+    # Fast path for the seed's form, 'YYYY-MM-DDTHH:MM:SS.mmmZ'. The general path's answer is
+    # int(datetime.timestamp() * 1000): seconds as a float, so the milliseconds are not always
+    # exact. `_SECOND_MS` holds only seconds for which that float arithmetic is exact for all 1000
+    # milliseconds (see `_seed_form_ms`); everything else is computed as the general path does.
+    if type(value) is str:
+        millis = _MILLIS_Z.get(value[19:])  # '.mmmZ': the string is 24 characters long
+        if millis is not None:
+            second_ms = _SECOND_MS.get(value[:19])
+            if second_ms is not None:
+                return second_ms + millis
+            return _seed_form_ms(value, millis)
+    return _parse_timestamp_general(value)
+
+
+def _parse_timestamp_general(value: Any) -> int | None:
     if not isinstance(value, str) or _TIMESTAMP_RE.fullmatch(value) is None:
         return None
     try:
@@ -114,6 +134,61 @@ def parse_timestamp_ms(value: Any) -> int | None:
     except ValueError:  # e.g. month 13: the shape matched, the calendar did not
         return None
     return int(parsed.timestamp() * 1000)
+
+
+def _seed_form_ms(value: str, millis: int) -> int | None:
+    """'YYYY-MM-DDTHH:MM:SS.mmmZ' with the millis known: arithmetic, or the general path if odd."""
+    day_s = _DAY_S.get(value[:10])
+    if day_s is None:
+        day_s = _day_seconds(value[:10])
+        if day_s is None:
+            return _parse_timestamp_general(value)
+    hour = _HOUR_S.get(value[11:13])
+    minute = _MINUTE_S.get(value[14:16])
+    second = _SECOND_S.get(value[17:19])
+    if hour is None or minute is None or second is None or value[10] != "T" or value[13] != ":" or value[16] != ":":
+        return _parse_timestamp_general(value)
+    seconds = day_s + hour + minute + second
+    # datetime.timestamp() is the exact microseconds divided by 10**6, correctly rounded (x, with
+    # |x - X| <= 2**(E-53) for X in [2**E, 2**(E+1)), E = seconds.bit_length() - 1 when
+    # seconds >= 1). x * 1000 is then within 1000 * 2**(E-53) of the exact milliseconds M; when
+    # every M of this second lies strictly inside [2**(E+10), 2**(E+11)), that is less than half a
+    # float step at M, so the product rounds to M itself and int() returns it: the whole second is
+    # exact (every second from 2004-11 to 2038-01 is). Otherwise compute as datetime does.
+    first = seconds * 1000
+    if seconds >= 1 and first.bit_length() == (first + 999).bit_length() == seconds.bit_length() + 10:
+        if len(_SECOND_MS) >= _CACHE_LIMIT:
+            _SECOND_MS.clear()
+        _SECOND_MS[value[:19]] = first
+        return first + millis
+    return int((seconds * 1_000_000 + millis * 1000) / 1_000_000 * 1000)
+
+
+def _day_seconds(text: str) -> int | None:
+    """'YYYY-MM-DD' → epoch seconds of its midnight UTC, or None unless a real date in ASCII digits."""
+    digits = text[0:4] + text[5:7] + text[8:10]
+    if text[4] != "-" or text[7] != "-" or not (digits.isascii() and digits.isdigit()):
+        return None
+    try:
+        day = date(int(text[0:4]), int(text[5:7]), int(text[8:10]))
+    except ValueError:  # year 0, month 13, February 30: fromisoformat refuses them too
+        return None
+    seconds = (day.toordinal() - _EPOCH_ORDINAL) * 86_400
+    if len(_DAY_S) >= _CACHE_LIMIT:
+        _DAY_S.clear()
+    _DAY_S[text] = seconds
+    return seconds
+
+
+# Memo tables of the fast path: bounded (cleared when full), and only ever holding exact answers.
+_CACHE_LIMIT: Final = 4096
+_SECOND_MS: dict[str, int] = {}  # 'YYYY-MM-DDTHH:MM:SS' → epoch ms, for the exact seconds only
+_DAY_S: dict[str, int] = {}  # 'YYYY-MM-DD' → epoch seconds of its midnight
+_EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
+_MILLIS_Z: Final = {f".{n:03d}Z": n for n in range(1000)}
+_HOUR_S: Final = {f"{n:02d}": n * 3600 for n in range(24)}
+_MINUTE_S: Final = {f"{n:02d}": n * 60 for n in range(60)}
+_SECOND_S: Final = {f"{n:02d}": n for n in range(60)}
 
 
 def format_timestamp_ms(epoch_ms: int) -> str:
@@ -126,6 +201,242 @@ def validate(
     event: dict[str, Any], policy: ValidationPolicy = DEFAULT_POLICY, now_ms: int | None = None
 ) -> dict[str, Any] | Rejection:
     """Check a decoded payload against the schema; return it unchanged or the first rejection."""
+    # Two straight-line checks of the all-valid case come first: they only ever say "valid"
+    # (never reject), so a payload they do not accept goes to the rule-by-rule path, which finds
+    # the first problem and words it. tests/unit/test_telemetry_schema_fast.py runs the original
+    # implementation against this one on generated payloads of every kind.
+    if type(event) is dict and (_valid_complete(event, policy, now_ms) or _valid_sparse(event, policy, now_ms)):
+        return event
+    return _validate_rules(event, policy, now_ms)
+
+
+def _timestamp_ok(value: Any, policy: ValidationPolicy, now_ms: int | None) -> bool:
+    ts_ms = parse_timestamp_ms(value)
+    if ts_ms is None or ts_ms < policy.earliest_timestamp_ms:
+        return False
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    return not ts_ms > now + policy.max_future_skew_s * 1000
+
+
+def _valid_complete(event: dict[str, Any], policy: ValidationPolicy, now_ms: int | None) -> bool:
+    """True if the payload has every section and field of the seed's, all valid (trip_id may be null).
+
+    False means "not shown valid here", not "invalid". Bounds and types are `_FIELDS`'s.
+    """
+    try:
+        vehicle_id = event["vehicle_id"]
+        if type(vehicle_id) is not int or not 0 < vehicle_id <= MAX_VEHICLE_ID:
+            return False
+        value = event["timestamp"]  # `_timestamp_ok` with parse_timestamp_ms's fast path, inlined
+        if (
+            type(value) is str
+            and (second_ms := _SECOND_MS.get(value[:19])) is not None
+            and (millis := _MILLIS_Z.get(value[19:])) is not None
+        ):
+            ts_ms = second_ms + millis
+        else:
+            ts_ms = parse_timestamp_ms(value)
+        if ts_ms is None or ts_ms < policy.earliest_timestamp_ms:
+            return False
+        if ts_ms > (int(time.time() * 1000) if now_ms is None else now_ms) + policy.max_future_skew_s * 1000:
+            return False
+        body = event["location"]
+        if type(body) is not dict:
+            return False
+        v = body["lat"]
+        t = type(v)
+        if not ((t is float or t is int) and -90.0 <= v <= 90.0):
+            return False
+        v = body["lon"]
+        t = type(v)
+        if not ((t is float or t is int) and -180.0 <= v <= 180.0):
+            return False
+        v = body["altitude"]
+        t = type(v)
+        if not ((t is float or t is int) and -500.0 <= v <= 9_000.0):
+            return False
+        v = body["accuracy"]
+        t = type(v)
+        if not ((t is float or t is int) and 0.0 <= v <= 100_000.0):
+            return False
+        body = event["battery"]
+        if type(body) is not dict:
+            return False
+        v = body["percent"]
+        t = type(v)
+        if not ((t is float or t is int) and 0.0 <= v <= 100.0):
+            return False
+        v = body["voltage"]
+        t = type(v)
+        if not ((t is float or t is int) and 0.0 <= v <= 1_000.0):
+            return False
+        v = body["current"]
+        t = type(v)
+        if not ((t is float or t is int) and -1_000.0 <= v <= 1_000.0):
+            return False
+        v = body["temperature"]
+        t = type(v)
+        if not ((t is float or t is int) and -60.0 <= v <= 150.0):
+            return False
+        if type(body["charging"]) is not bool:
+            return False
+        body = event["motion"]
+        if type(body) is not dict:
+            return False
+        v = body["speed_kmh"]
+        t = type(v)
+        if not ((t is float or t is int) and 0.0 <= v <= 200.0):
+            return False
+        v = body["heading"]
+        t = type(v)
+        if not ((t is float or t is int) and 0.0 <= v <= 360.0):
+            return False
+        axes = body["acceleration"]
+        if type(axes) is not dict:
+            return False
+        v = axes["x"]
+        t = type(v)
+        if not ((t is float or t is int) and -1_000.0 <= v <= 1_000.0):
+            return False
+        v = axes["y"]
+        t = type(v)
+        if not ((t is float or t is int) and -1_000.0 <= v <= 1_000.0):
+            return False
+        v = axes["z"]
+        t = type(v)
+        if not ((t is float or t is int) and -1_000.0 <= v <= 1_000.0):
+            return False
+        body = event["vehicle_status"]
+        if type(body) is not dict or type(body["locked"]) is not bool or type(body["in_use"]) is not bool:
+            return False
+        v = body["trip_id"]
+        if v is not None and type(v) is not str:
+            return False
+        body = event["diagnostics"]
+        if type(body) is not dict:
+            return False
+        v = body["odometer_km"]
+        t = type(v)
+        if not ((t is float or t is int) and 0.0 <= v <= 10_000_000.0):
+            return False
+        v = body["last_maintenance_km"]
+        t = type(v)
+        if not ((t is float or t is int) and 0.0 <= v <= 10_000_000.0):
+            return False
+        v = body["error_codes"]
+        if type(v) is not list:
+            return False
+        for code in v:
+            if type(code) is not str:
+                return False
+        return True
+    except KeyError:  # an optional field is absent: `_valid_sparse` decides
+        return False
+
+
+def _valid_sparse(event: dict[str, Any], policy: ValidationPolicy, now_ms: int | None) -> bool:
+    """Like `_valid_complete`, but optional sections and fields may be absent or null."""
+    vehicle_id = event.get("vehicle_id")
+    if type(vehicle_id) is not int or not 0 < vehicle_id <= MAX_VEHICLE_ID:
+        return False
+    if not _timestamp_ok(event.get("timestamp"), policy, now_ms):
+        return False
+    body = event.get("location")
+    if type(body) is not dict:
+        return False
+    v = body.get("lat")
+    if not (type(v) in _NUMBERS and -90.0 <= v <= 90.0):
+        return False
+    v = body.get("lon")
+    if not (type(v) in _NUMBERS and -180.0 <= v <= 180.0):
+        return False
+    v = body.get("altitude")
+    if v is not None and not (type(v) in _NUMBERS and -500.0 <= v <= 9_000.0):
+        return False
+    v = body.get("accuracy")
+    if v is not None and not (type(v) in _NUMBERS and 0.0 <= v <= 100_000.0):
+        return False
+    body = event.get("battery")
+    if type(body) is not dict:
+        return False
+    v = body.get("percent")
+    if not (type(v) in _NUMBERS and 0.0 <= v <= 100.0):
+        return False
+    v = body.get("voltage")
+    if v is not None and not (type(v) in _NUMBERS and 0.0 <= v <= 1_000.0):
+        return False
+    v = body.get("current")
+    if v is not None and not (type(v) in _NUMBERS and -1_000.0 <= v <= 1_000.0):
+        return False
+    v = body.get("temperature")
+    if v is not None and not (type(v) in _NUMBERS and -60.0 <= v <= 150.0):
+        return False
+    v = body.get("charging")
+    if v is not None and type(v) is not bool:
+        return False
+    body = event.get("motion")
+    if body is not None:
+        if type(body) is not dict:
+            return False
+        v = body.get("speed_kmh")
+        if v is not None and not (type(v) in _NUMBERS and 0.0 <= v <= 200.0):
+            return False
+        v = body.get("heading")
+        if v is not None and not (type(v) in _NUMBERS and 0.0 <= v <= 360.0):
+            return False
+        axes = body.get("acceleration")
+        if axes is not None:
+            if type(axes) is not dict:
+                return False
+            v = axes.get("x")
+            if v is not None and not (type(v) in _NUMBERS and -1_000.0 <= v <= 1_000.0):
+                return False
+            v = axes.get("y")
+            if v is not None and not (type(v) in _NUMBERS and -1_000.0 <= v <= 1_000.0):
+                return False
+            v = axes.get("z")
+            if v is not None and not (type(v) in _NUMBERS and -1_000.0 <= v <= 1_000.0):
+                return False
+    body = event.get("vehicle_status")
+    if body is not None:
+        if type(body) is not dict:
+            return False
+        v = body.get("locked")
+        if v is not None and type(v) is not bool:
+            return False
+        v = body.get("in_use")
+        if v is not None and type(v) is not bool:
+            return False
+        v = body.get("trip_id")
+        if v is not None and type(v) is not str:
+            return False
+    body = event.get("diagnostics")
+    if body is not None:
+        if type(body) is not dict:
+            return False
+        v = body.get("odometer_km")
+        if v is not None and not (type(v) in _NUMBERS and 0.0 <= v <= 10_000_000.0):
+            return False
+        v = body.get("last_maintenance_km")
+        if v is not None and not (type(v) in _NUMBERS and 0.0 <= v <= 10_000_000.0):
+            return False
+        v = body.get("error_codes")
+        if v is not None:
+            if type(v) is not list:
+                return False
+            for code in v:
+                if type(code) is not str:
+                    return False
+    return True
+
+
+_NUMBERS: Final = (float, int)  # exact types: bool (an int subclass) is never a number here
+
+
+def _validate_rules(
+    event: dict[str, Any], policy: ValidationPolicy = DEFAULT_POLICY, now_ms: int | None = None
+) -> dict[str, Any] | Rejection:
+    """Rule by rule, in the order the schema lists them: the first problem is the rejection."""
     vehicle_id = event.get("vehicle_id")
     if vehicle_id is None:
         return Rejection(MISSING_FIELD, "vehicle_id", "vehicle_id is required")
@@ -159,10 +470,9 @@ def validate(
         if body is not None and not isinstance(body, dict):
             return Rejection(WRONG_TYPE, section, f"{section} must be an object, got {_type_name(body)}")
 
-    for section, name, kind, low, high, required in _FIELDS:
+    for section, name, path, kind, low, high, required in _FIELD_RULES:
         body = event.get(section)
         value = None if body is None else body.get(name)
-        path = f"{section}.{name}"
         if value is None:
             if required:
                 return Rejection(MISSING_FIELD, path, f"{path} is required")

@@ -73,3 +73,123 @@ def test_registry_file_errors_name_the_line(tmp_path):
         load_registry_file(str(path))
     path.write_text('{"vehicle_id": 1, "vehicle_type": "scooter"}\n{"vehicle_id": 1, "vehicle_type": "e-bike"}\n')
     assert load_registry_file(str(path)) == {1: "e-bike"}
+
+
+# The original bronze_values (before the inlined float conversions), the reference for the new one.
+def _reference_float(value):
+    return None if value is None else float(value)
+
+
+def reference_bronze_values(enriched, event_time_ms):
+    import orjson
+
+    location = enriched["location"]
+    battery = enriched["battery"]
+    motion = enriched.get("motion") or {}
+    acceleration = motion.get("acceleration") or {}
+    status = enriched.get("vehicle_status") or {}
+    diagnostics = enriched.get("diagnostics") or {}
+    error_codes = diagnostics.get("error_codes")
+    return (
+        enriched["vehicle_id"], enriched["timestamp"], event_time_ms,
+        float(location["lat"]), float(location["lon"]),
+        _reference_float(location.get("altitude")), _reference_float(location.get("accuracy")),
+        float(battery["percent"]), _reference_float(battery.get("voltage")), _reference_float(battery.get("current")),
+        _reference_float(battery.get("temperature")), battery.get("charging"),
+        _reference_float(motion.get("speed_kmh")), _reference_float(motion.get("heading")),
+        _reference_float(acceleration.get("x")), _reference_float(acceleration.get("y")), _reference_float(acceleration.get("z")),
+        status.get("locked"), status.get("in_use"), status.get("trip_id"),
+        _reference_float(diagnostics.get("odometer_km")),
+        None if error_codes is None else orjson.dumps(error_codes).decode(),
+        _reference_float(diagnostics.get("last_maintenance_km")),
+        enriched["zone_id"], enriched["vehicle_type"], enriched["ingested_at_ms"],
+    )
+
+
+def _outcome(function, *args):
+    try:
+        return ("ok", function(*args))
+    except Exception as exc:
+        return ("raised", type(exc), str(exc))
+
+
+def _same_values(a, b):
+    """Equal outcomes, element types included (1 == 1.0 == True would hide a change)."""
+    if a[0] != "ok" or b[0] != "ok":
+        return a == b
+    return [(type(x), repr(x)) for x in a[1]] == [(type(x), repr(x)) for x in b[1]]
+
+
+def _bronze_cases():
+    import copy
+    import math
+    import random
+
+    from device_sim.fleet_model import Fleet, FleetSpec
+
+    rng = random.Random(41)
+    events = list(Fleet(FleetSpec(vehicles=100, seed=4, start_ms=1_736_951_538_000)).take(400))
+    events.append(seed())
+    optional = [
+        ("location", "altitude"), ("location", "accuracy"), ("battery", "voltage"), ("battery", "current"),
+        ("battery", "temperature"), ("battery", "charging"), ("motion", "speed_kmh"), ("motion", "heading"),
+        ("motion", "acceleration"), ("vehicle_status", "locked"), ("vehicle_status", "in_use"),
+        ("vehicle_status", "trip_id"), ("diagnostics", "odometer_km"), ("diagnostics", "error_codes"),
+        ("diagnostics", "last_maintenance_km"),
+    ]
+    odd_values = [None, 0, 1, -0.0, 2**60 + 1, 10**400, True, False, math.nan, math.inf, "7.5", "x", [], ["E1", "W2"], {}]
+    cases = []
+    for event in events:
+        cases.append(event)
+        for _ in range(3):
+            variant = copy.deepcopy(event)
+            for section, name in rng.sample(optional, rng.randint(1, 5)):
+                if rng.random() < 0.5:
+                    variant[section].pop(name, None)
+                else:
+                    variant[section][name] = rng.choice(odd_values)
+            if rng.random() < 0.2:
+                variant[rng.choice(["motion", "vehicle_status", "diagnostics"])] = rng.choice([None, {}])
+            if rng.random() < 0.1:
+                variant["location"]["lat"] = rng.choice([50, True, "50.1", None])
+            cases.append(variant)
+    return cases
+
+
+def test_bronze_values_equal_the_original_on_many_events():
+    from udfs.enrich import enrich_in_place
+
+    for event in _bronze_cases():
+        try:
+            enriched = enrich(event, "scooter", 99)
+        except Exception:
+            continue
+        event_time_ms = 1_736_951_538_123
+        assert _same_values(_outcome(bronze_values, enriched, event_time_ms), _outcome(reference_bronze_values, enriched, event_time_ms)), event
+        assert enrich_in_place(dict(event), "scooter", 99) == enriched
+
+
+def test_enrich_in_place_adds_the_same_fields_in_the_same_order_to_the_event_itself():
+    import copy
+
+    from udfs.enrich import enrich_in_place
+
+    for changes in ({}, {"zone_id": "stale"}, {"vehicle_type": "old", "firmware": "1.2"}):
+        original = seed()
+        original.update(changes)
+        copied = enrich(copy.deepcopy(original), "e-bike", 7)
+        event = copy.deepcopy(original)
+        result = enrich_in_place(event, "e-bike", 7)
+        assert result is event
+        assert list(result.items()) == list(copied.items())
+        assert list(copied) == list(original) + [k for k in ("zone_id", "vehicle_type", "ingested_at_ms") if k not in original]
+
+
+def test_enrich_copies_and_leaves_the_event_alone():
+    import copy
+
+    event = seed()
+    before = copy.deepcopy(event)
+    enriched = enrich(event, "scooter", 1)
+    assert enriched is not event and event == before and list(event) == list(before)
+    assert enriched["location"] is event["location"]  # a shallow copy, as before

@@ -61,3 +61,48 @@ def test_zone_id_is_precision_six():
         assert zone_id(lat, lon) == geohash2.encode(lat, lon, 6)
     for lat, lon in boundary_points(6):
         assert zone_id(lat, lon) == geohash2.encode(lat, lon, 6), (lat, lon)
+
+
+def test_zone_id_on_every_cell_boundary_and_its_neighbours():
+    # zone_id checks its one-multiplication estimate against the cell's exact boundaries: sweep all
+    # 32768 boundaries of each axis with the float on either side (encode is the general search,
+    # itself checked against geohash2 above; a sample goes to geohash2 directly).
+    import math
+
+    from udfs.geohash import zone_id
+
+    rng = random.Random(606)
+    for k in range(32769):
+        lon = -180.0 + k * (360.0 / 32768)
+        lat = -90.0 + k * (180.0 / 32768)
+        other_lat, other_lon = rng.uniform(-90, 90), rng.uniform(-180, 180)
+        for value in (lon, math.nextafter(lon, -1e9), math.nextafter(lon, 1e9)):
+            assert zone_id(other_lat, value) == encode(other_lat, value, 6), (other_lat, value)
+        for value in (lat, math.nextafter(lat, -1e9), math.nextafter(lat, 1e9)):
+            assert zone_id(value, other_lon) == encode(value, other_lon, 6), (value, other_lon)
+        if k % 97 == 0:
+            assert zone_id(lat, lon) == geohash2.encode(lat, lon, 6), (lat, lon)
+
+
+def test_zone_id_on_gps_fixes_integers_and_out_of_range_points():
+    from udfs.geohash import zone_id
+
+    rng = random.Random(607)
+    points = [(round(50.1109 + rng.gauss(0, 0.05), 6), round(8.6821 + rng.gauss(0, 0.08), 6)) for _ in range(20_000)]
+    points += [(rng.randint(-90, 90), rng.randint(-180, 180)) for _ in range(2_000)]
+    points += [(0, 0), (-0.0, -0.0), (90, 180), (-90, -180), (1e-300, -1e-300), (5e-324, -5e-324)]
+    for lat, lon in points:
+        assert zone_id(lat, lon) == geohash2.encode(lat, lon, 6), (lat, lon)
+    # Outside the ranges geohash2 (and encode) clamp to the first or last cell.
+    for lat, lon in [(90.5, 0.0), (-91, 0.0), (0.0, 180.25), (0.0, -181), (1e300, -1e300), (123.0, 456.0)]:
+        assert zone_id(lat, lon) == encode(lat, lon, 6) == geohash2.encode(lat, lon, 6), (lat, lon)
+
+
+@pytest.mark.parametrize("lat, lon, error", [(float("nan"), 0.0, ValueError), (0.0, float("nan"), ValueError), (float("inf"), 0.0, OverflowError), (0.0, float("-inf"), OverflowError)])
+def test_zone_id_refuses_non_finite_coordinates_like_encode(lat, lon, error):
+    from udfs.geohash import zone_id
+
+    with pytest.raises(error):
+        zone_id(lat, lon)
+    with pytest.raises(error):
+        encode(lat, lon, 6)
