@@ -56,7 +56,7 @@ class FanoutSettings:
     storm: StormPolicy = StormPolicy()
     publish_concurrency: int = 8
     publish_flush_ms: int = 50
-    publish_shards: int = 4
+    publish_shards: int = 1
 
     @staticmethod
     def from_alert_settings(alerts: "AlertSettings") -> "FanoutSettings":
