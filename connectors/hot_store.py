@@ -141,15 +141,15 @@ def wants_points(limit: int | None) -> bool:
     return limit != 0
 
 
-def point_from_enriched(enriched: dict[str, Any]) -> TelemetryPoint:
-    """An enriched event (udfs.enrich) as a hot-store point."""
+def point_from_enriched(enriched: dict[str, Any], time_ms: int | None = None) -> TelemetryPoint:
+    """An enriched event (udfs.enrich) as a hot-store point; `time_ms` if the caller parsed it."""
     location, battery = enriched["location"], enriched["battery"]
     motion = enriched.get("motion") or {}
     status = enriched.get("vehicle_status") or {}
     diagnostics = enriched.get("diagnostics") or {}
     return TelemetryPoint(
         vehicle_id=enriched["vehicle_id"],
-        time_ms=parse_timestamp_ms(enriched["timestamp"]),
+        time_ms=parse_timestamp_ms(enriched["timestamp"]) if time_ms is None else time_ms,
         zone_id=enriched["zone_id"],
         vehicle_type=enriched["vehicle_type"],
         latitude=float(location["lat"]),

@@ -94,7 +94,7 @@ class EnrichBatch(KeyedBroadcastProcessFunction):
         payloads, ingested = batch[0], batch[1]
         now_ms = None
         changed: dict[int, Any] = {}
-        enriched_events: list[dict[str, Any]] = []
+        points: list = []
         texts: list[str] = []
         for index, raw in enumerate(payloads):
             raw = bytes(raw)
@@ -132,15 +132,15 @@ class EnrichBatch(KeyedBroadcastProcessFunction):
             if self.to_bronze:
                 yield BRONZE_TAG, Row(*bronze_values(enriched, event_time_ms))
             if self.hot_store is not None:
-                enriched_events.append(enriched)
+                points.append(point_from_enriched(enriched, event_time_ms))
                 texts.append(text)
         if changed:
             # Bytes as latin-1 text: PyFlink 2.2's MapState of byte arrays fails on a missing key.
             self.recent.put_all({vehicle: pack(times).decode("latin-1") for vehicle, times in changed.items()})
         if len(self.cache) > self.cache_vehicles:
             self.cache = {}
-        if enriched_events:
-            yield from self._write_stores(enriched_events, texts)
+        if points:
+            yield from self._write_stores(points, texts)
 
     def _vehicle_type(self, vehicle_id: int, ctx: KeyedBroadcastProcessFunction.ReadOnlyContext) -> str:
         known = self.registry_cache.get(vehicle_id)
@@ -152,8 +152,7 @@ class EnrichBatch(KeyedBroadcastProcessFunction):
             self.unknown_vehicles.inc()
         return vehicle_type
 
-    def _write_stores(self, enriched_events: list[dict[str, Any]], texts: list[str]) -> Iterable:
-        points = [point_from_enriched(event) for event in enriched_events]
+    def _write_stores(self, points: list, texts: list[str]) -> Iterable:
         result = self.hot_store.write(points)
         self.points_written.inc(result.written)
         if result.rejected:
