@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="a bounded benchmark run of one job")
     # Not --job: Flink's CLI takes unambiguous prefixes of its own options, and --job is one of --jobmanager.
     parser.add_argument("--kind", choices=JOBS, required=True)
+    parser.add_argument("--unbounded", action="store_true", help="no stop position: run until cancelled (the sustained-load stage)")
     parser.add_argument("--profile", default="local")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     args = parser.parse_args(argv)
@@ -33,14 +34,15 @@ def main(argv: list[str] | None = None) -> int:
     from jobs.flink_env import create_env
 
     env = create_env(platform.flink)
+    stop = None if args.unbounded else "latest"
     if args.kind == "alerts":
         from jobs.anomaly_detection import anomaly_config, build
 
-        build(env, anomaly_config(platform, start="earliest", stop="latest"))
+        build(env, anomaly_config(platform, start="earliest", stop=stop))
     else:
         from jobs.telemetry_pipeline import build, pipeline_config
 
-        job = pipeline_config(platform, start="earliest", stop="latest")
+        job = pipeline_config(platform, start="earliest", stop=stop)
         if args.kind == "enriched":
             job = replace(job, sinks=frozenset({"enriched"}))
         build(env, job)

@@ -30,6 +30,7 @@ from fleet.bench_cpu import machine_busy_seconds
 from fleet.bench_input import BenchInput, InputSpec, preload
 from fleet.bench_output import OUTPUT_TOPIC_CONFIGS
 from fleet.bench_stages import StageRun, run_flink_cluster, run_flink_local, run_process
+from fleet.bench_sustained import SMOKE_SUSTAINED, SustainedPlan, run_sustained
 from fleet.config import PlatformConfig, TopicSpec
 from infra.flink_cluster import PROJECT_ROOT, FlinkCluster
 from infra.manager import LocalInfra
@@ -56,6 +57,7 @@ class BenchPlan:
     stage_timeout_s: float = 1_800.0  # a stage that takes longer is killed and reported
     seed: int = 42
     smoke: bool = False
+    sustained: SustainedPlan | None = SustainedPlan()  # None: no open-loop climb, no latency
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.stages if s not in STAGES]
@@ -65,7 +67,7 @@ class BenchPlan:
             raise ValueError("events must be >= vehicles >= 1")
 
 
-SMOKE = BenchPlan(events=3_000, vehicles=300, stage_timeout_s=300.0, smoke=True)
+SMOKE = BenchPlan(events=3_000, vehicles=300, stage_timeout_s=300.0, smoke=True, sustained=SMOKE_SUSTAINED)
 
 
 def stage_settings(config: PlatformConfig, data: BenchInput, tag: str, folder: Path, *, parallelism: int = 1) -> dict[str, str]:
@@ -132,11 +134,35 @@ class PipelineBenchmark:
                 self.out("   " + outcome.summary_line())
                 outcomes.append(outcome)
             self._stop_cluster()
+            sustained = self._sustained(data) if plan.sustained else None
         finally:
             if started_servers:
                 self.infra.down(started_servers)
         return {"run_id": self.run_id, "folder": str(self.folder), "plan": plan, "input": data, "outcomes": outcomes,
-                "peer_version": self.peer_version}
+                "peer_version": self.peer_version, "sustained": sustained}
+
+    def _sustained(self, data: BenchInput) -> dict[str, Any]:
+        """The open-loop climb (fleet.bench_sustained) on a topic of its own, after the drains."""
+        from connectors.kafka_topics import admin_client, ensure_topics
+
+        plan = self.plan.sustained
+        assert plan is not None
+        self.out("\n== sustained: open-loop load at rising rates into the pipeline (every sink, MiniCluster), latency at half the best")
+        live = f"bench-{self.run_id}-live"
+        ensure_topics(admin_client(self.bootstrap), [TopicSpec("telemetry", live, self.partitions, 1,
+                                                               {"compression.type": "lz4", "cleanup.policy": "delete"})])
+        tag = f"bench-{self.run_id}-sustained"
+        _create_outputs(self.config, tag, self.partitions)
+        settings = stage_settings(self.config, replace(data, topic=live), tag, self.folder / "sustained")
+        grace_s = 2 * self.config.flink.checkpoint_interval_ms / 1000 + 3.0  # two checkpoints: EO output is visible on commit
+        try:
+            result = run_sustained(self.config, settings, live, f"{tag}-enriched", self.folder / "sustained", plan,
+                                   grace_s=grace_s, out=self.out)
+        except Exception as exc:  # noqa: BLE001 - reported; the drain figures stand on their own
+            result = {"steps": [], "max_sustained_rate": None, "latency": {}, "problems": [f"sustained: {exc}"]}
+        for problem in result["problems"]:
+            self.out(f"   !! {problem}")
+        return result
 
     # ---- one stage --------------------------------------------------------------------------
 

@@ -15,12 +15,14 @@ from infra.flink_cluster import PROJECT_ROOT
 
 def cmd_bench_pipeline(args: argparse.Namespace, config: PlatformConfig) -> int:
     from fleet.bench_pipeline import SMOKE, STAGES, BenchPlan, run_pipeline_benchmark
-    from fleet.bench_report import format_table, machine, write_json, write_markdown, write_plots
+    from fleet.bench_report import format_table, machine, sustained_summary, write_json, write_markdown, write_plots
 
     plan = SMOKE if args.smoke else BenchPlan()
     overrides = {k: v for k, v in (("events", args.events), ("vehicles", args.vehicles), ("stage_timeout_s", args.stage_timeout)) if v is not None}
     if args.stages:
         overrides["stages"] = tuple(args.stages)
+    if args.no_sustained:
+        overrides["sustained"] = None
     try:
         plan = replace(plan, **overrides)
     except ValueError as exc:
@@ -32,6 +34,7 @@ def cmd_bench_pipeline(args: argparse.Namespace, config: PlatformConfig) -> int:
     result["checkpoint_interval_ms"] = config.flink.checkpoint_interval_ms
     outcomes = result["outcomes"]
     print("\n" + format_table(outcomes))
+    print(sustained_summary(result["sustained"]))
     bench_dir = config.infra.run_dir / "bench"
     json_path = write_json(result, bench_dir, host, command)
     markdown = Path(args.markdown) if args.markdown else (None if plan.smoke else PROJECT_ROOT / "BENCHMARKS.md")
@@ -41,7 +44,7 @@ def cmd_bench_pipeline(args: argparse.Namespace, config: PlatformConfig) -> int:
     print(f"\nJSON: {json_path}\nplots: {', '.join(str(p) for p in plots)}")
     if markdown:
         print(f"markdown: {write_markdown(markdown, result, host, command, plots, json_path)}")
-    problems = [p for o in outcomes for p in o.problems]
+    problems = [p for o in outcomes for p in o.problems] + list((result["sustained"] or {}).get("problems", []))
     if problems:
         print("\nMISMATCH — these stages did not output exactly what the input says they must:", file=sys.stderr)
         for problem in problems:
@@ -67,6 +70,8 @@ def _command_line(args: argparse.Namespace) -> str:
             words += [flag, str(value)]
     if args.stages:
         words += ["--stages", *args.stages]
+    if args.no_sustained:
+        words.append("--no-sustained")
     return " ".join(shlex.quote(w) for w in words)
 
 
@@ -81,4 +86,5 @@ def add_parser(bench_cmd: argparse._SubParsersAction, add: Callable[..., argpars
     sub.add_argument("--vehicles", type=int, default=None, help=f"simulated vehicles (default {defaults.vehicles:,})")
     sub.add_argument("--stages", nargs="+", choices=list(STAGES), default=None, help="which stages, in this order (default: all)")
     sub.add_argument("--stage-timeout", type=float, default=None, help="seconds before a stage is killed and reported")
+    sub.add_argument("--no-sustained", action="store_true", help="skip the open-loop climb and the latency step")
     sub.add_argument("--markdown", default=None, help="where to write the report (default: BENCHMARKS.md at the repo root; none with --smoke)")

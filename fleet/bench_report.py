@@ -95,21 +95,13 @@ def machine() -> dict[str, Any]:
     except (OSError, StopIteration):
         mem_kib = 0
     versions: dict[str, str] = {"python": sys.version.split()[0]}
-    for module in ("pyflink", "confluent_kafka", "orjson"):
-        try:
-            mod = __import__(module)
-            versions[module] = getattr(mod, "__version__", None) or getattr(getattr(mod, "version", None), "__call__", lambda: "?")()
-        except Exception:  # noqa: BLE001 - a version we cannot read is printed as "?"
-            versions[module] = "?"
-    if isinstance(versions.get("confluent_kafka"), tuple):
-        versions["confluent_kafka"] = versions["confluent_kafka"][0]
-    try:
-        from importlib.metadata import version
+    from importlib.metadata import PackageNotFoundError, version
 
-        versions["apache-flink"] = version("apache-flink")
-        versions["confluent-kafka"] = version("confluent-kafka")
-    except Exception:  # noqa: BLE001
-        pass
+    for package in ("apache-flink", "confluent-kafka", "orjson"):
+        try:
+            versions[package] = version(package)
+        except PackageNotFoundError:
+            versions[package] = "?"
     try:
         from connectors import jars
 
@@ -146,6 +138,7 @@ def write_json(result: dict[str, Any], folder: Path, host: dict[str, Any], comma
         "plan": _plain(result["plan"]), "input": {k: v for k, v in _plain(result["input"]).items() if k != "vehicle_ids"},
         "stages": [{**_plain(o), "ok": o.ok, "stage_cpu_s_per_1k": stage_cpu_per_1k(o), "foreign_cpu_s": o.foreign_cpu_s}
                    for o in outcomes],
+        "sustained": _plain(result.get("sustained")),
         "ratios": {o.stage: {"to_limit": _ratio(o.rate, _base(outcomes, "limit")), "to_peer": _ratio(o.rate, _base(outcomes, "peer"))}
                    for o in outcomes},
     }
@@ -259,12 +252,85 @@ def write_markdown(path: Path, result: dict[str, Any], host: dict[str, Any], com
             lines.append(f"| {o.stage} | {o.checkpoints.get('completed')} | {size.get('min')}/{size.get('avg')}/{size.get('max')} "
                          f"| {duration.get('min')}/{duration.get('avg')}/{duration.get('max')} |")
         lines.append("")
+    lines += targets_markdown(outcomes, peer)
+    lines += sustained_markdown(result.get("sustained"), peer)
     lines += ["## CPU and memory per process", "", process_table(outcomes), "",
               "## Plots", "", *(f"![{p.stem}]({rel(p)})" for p in plots), "",
-              f"Raw figures: `{json_path}` (written by the run; not committed).", ""]
+              f"Raw figures: `{json_path}` (written by the run; not committed).", "",
+              "## How it is measured", "",
+              "- Each stage is a process (tree) of its own, started after the preload is complete, draining the whole topic "
+              "from offset 0 into output topics of its own; the Flink jobs are bounded (`--stop latest`), the peer stops "
+              "after the last input record, the passthrough at the end offsets.",
+              "- Output topics use `message.timestamp.type=LogAppendTime`, so first and last output record times are the "
+              "broker's, whatever the writer stamps. Exactly-once writers append before they commit: the window is when "
+              "the work was done; visibility lags by up to one checkpoint.",
+              "- CPU: utime+stime of every process from /proc/<pid>/stat, sampled every 0.25 s and interpolated at the "
+              "window's ends (start-up is left out; the whole-stage figure keeps it). Peak RSS: VmHWM (the broker's is its "
+              "lifetime peak). `foreign_cpu_s` in the JSON: machine CPU during the stage not used by the stage or the broker.",
+              "- Every sink is read back and counted: telemetry-enriched (distinct (vehicle_id, timestamp)), DLQ, committed "
+              "Bronze files, hot store rows, alert ids. A stage that did not output exactly the expected records is marked "
+              "MISMATCH and the command exits 1.",
+              "- Not measured yet: ingest→hot store, ingest→Bronze commit and ingest→alert latency under load; "
+              "state and checkpoint size with 100K vehicles' state (the cluster rows give the checkpoint sizes of this input's "
+              "vehicles); the simulator's own CPU per event (`telemetry bench sim`).", ""]
     path.write_text("\n".join(lines))
     return path
 
 
 def _checkpoint_interval(result: dict[str, Any]) -> int:
     return int(result.get("checkpoint_interval_ms", 0)) or 2000
+
+
+def sustained_summary(sustained: dict[str, Any] | None) -> str:
+    if not sustained:
+        return "sustained: not run"
+    best = sustained.get("max_sustained_rate")
+    latency = (sustained.get("latency") or {}).get("ingest_to_enriched_ms") or {}
+    text = f"sustained: highest rate with bounded lag {best:,.0f} events/s" if best else "sustained: no rate was sustained"
+    if latency:
+        text += (f"; at {sustained['latency']['rate']:,.0f}/s ingest→telemetry-enriched p50 {latency['p50']} ms, "
+                 f"p95 {latency['p95']} ms, p99 {latency['p99']} ms ({latency['samples']} events)")
+    return text
+
+
+def sustained_markdown(sustained: dict[str, Any] | None, peer: float | None) -> list[str]:
+    if not sustained:
+        return []
+    lines = ["## Sustained open-loop load (pipeline, every sink, MiniCluster)", "",
+             f"The simulator sends at each rate for {sustained.get('step_s', 0):g} s, open loop; a rate is sustained when every "
+             f"event of the step is in telemetry-enriched within {sustained.get('grace_s', 0):g} s after it (two checkpoints and 3 s).", "",
+             "| target events/s | sent at | max lag (events) | lag after grace | sustained |", "| --- | --- | --- | --- | --- |"]
+    for step in sustained.get("steps", []):
+        lines.append(f"| {step['rate']:,.0f} | {step['achieved_rate']:,.0f} | {step['max_lag']:,} | {step['lag_after_grace']:,} "
+                     f"| {'yes' if step['bounded'] else 'no'}{'' if step['generator_kept_up'] else ' (the simulator could not send faster)'} |")
+    lines += ["", sustained_summary(sustained) + (f" ({sustained['max_sustained_rate'] / peer:.2f} × the peer's drain rate)"
+                                                  if sustained.get("max_sustained_rate") and peer else "") + ".", ""]
+    for problem in sustained.get("problems", []):
+        lines.append(f"- **{problem}**")
+    return lines + [""]
+
+
+# Issue F's targets, as ratios from this run: (stage, reference, factor) — reference "peer" or events/s.
+TARGETS = (
+    ("pipeline", "peer", 1.0, "full pipeline, one TaskManager (MiniCluster) ≥ 1.0 × the peer"),
+    ("cluster-pipeline-1tm", "peer", 1.0, "full pipeline, one TaskManager (cluster) ≥ 1.0 × the peer"),
+    ("enriched", "peer", 1.5, "enriched-only ≥ 1.5 × the peer"),
+    ("alerts", "peer", 1.5, "alerts job, one TaskManager ≥ 1.5 × the peer"),
+    ("cluster-pipeline-2tm", 50_000.0, 1.0, "full pipeline, two TaskManagers ≥ 50,000 events/s"),
+)
+
+
+def targets_markdown(outcomes: list[StageOutcome], peer: float | None) -> list[str]:
+    by_stage = {o.stage: o for o in outcomes}
+    lines = ["## Against issue F's targets", "", "| target | measured | met |", "| --- | --- | --- |"]
+    for stage, reference, factor, text in TARGETS:
+        outcome = by_stage.get(stage)
+        if outcome is None:
+            continue
+        base = peer if reference == "peer" else reference
+        if not outcome.rate or not base or not outcome.ok:
+            lines.append(f"| {text} | – | – |")
+            continue
+        measured = f"{outcome.rate / base:.2f} × the peer" if reference == "peer" else f"{outcome.rate:,.0f} events/s"
+        lines.append(f"| {text} | {measured} | {'yes' if outcome.rate >= factor * base else 'no'} |")
+    return lines + [""]

@@ -82,12 +82,28 @@ def test_every_stage_has_a_rate_and_its_processes_measured(smoke_run):
     assert set(report["ratios"]) == set(STAGES) and report["ratios"]["limit"]["to_limit"] == "1.00"
 
 
+def test_sustained_load_climbs_and_times_every_event(smoke_run):
+    _, report, _ = smoke_run
+    sustained = report["sustained"]
+    assert sustained["problems"] == []
+    rates = [step["rate"] for step in sustained["steps"]]
+    assert rates == list(SMOKE.sustained.rates)[: len(rates)] and rates
+    assert all(step["produced"] == int(step["rate"] * SMOKE.sustained.step_s) for step in sustained["steps"])
+    # Every event sent (warm-up, steps, latency step) arrived in telemetry-enriched exactly once.
+    assert sustained["received"] == sustained["distinct"] == sustained["produced"]
+    if sustained["max_sustained_rate"] is not None:
+        latency = sustained["latency"]
+        assert latency["rate"] == sustained["max_sustained_rate"] / 2
+        assert latency["ingest_to_enriched_ms"]["samples"] == int(latency["rate"] * SMOKE.sustained.latency_s)
+        assert set(latency["ingest_to_enriched_ms"]) == {"p50", "p95", "p99", "max", "samples"}
+
+
 def test_the_report_files(smoke_run):
     _, report, markdown = smoke_run
     text = markdown.read_text()
     for stage in STAGES:
         assert f"| {stage} |" in text
-    assert "bench pipeline --smoke" in text and "## Machine" in text
+    assert "bench pipeline --smoke" in text and "## Machine" in text and "## Sustained open-loop load" in text
     plots = [markdown.parent / "docs" / "benchmarks" / f"pipeline-{kind}.png" for kind in ("rates", "cpu")]
     for plot in plots:
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

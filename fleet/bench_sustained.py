@@ -1,0 +1,215 @@
+"""Sustained open-loop load for `telemetry bench pipeline`: the highest simulator rate the pipeline
+keeps up with, and ingest→telemetry-enriched latency at half that rate.
+
+The pipeline (every sink, exactly once) runs unbounded on the MiniCluster over a fresh topic. The
+simulator (device_sim) sends at rising rates, `step_s` seconds each, open loop (it never slows
+down for the job). After a step the job gets `grace_s` (two checkpoints and a little) to catch up:
+a rate is sustained if every event of the step is in telemetry-enriched by then, i.e. the lag
+stayed bounded. The first rate that is not ends the climb. Then half the highest sustained rate is
+sent again and every enriched event of that step is timed: received by a read_committed consumer
+minus `ingested_at_ms` (its Kafka create time) — what a downstream consumer sees, checkpoint
+interval included. The simulator in this process is a limit of its own (one core of Python):
+a step it could not send at ≥ 95 % of its target ends the climb too, and says so.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import orjson
+from confluent_kafka import TopicPartition
+
+from connectors.kafka_clients import make_consumer
+from device_sim.fleet_model import Fleet, FleetSpec
+from device_sim.kafka_output import produce_events
+from fleet.bench_cpu import descendants
+from fleet.bench_input import CALM_RADIUS_KM
+from infra.flink_cluster import PROJECT_ROOT
+
+
+@dataclass(frozen=True)
+class SustainedPlan:
+    rates: tuple[float, ...] = (2_000, 3_000, 4_500, 7_000, 10_000, 15_000, 22_000, 33_000, 50_000)
+    step_s: float = 20.0
+    latency_s: float = 30.0
+    vehicles: int = 50_000
+    start_timeout_s: float = 180.0
+
+
+SMOKE_SUSTAINED = SustainedPlan(rates=(100, 200), step_s=3.0, latency_s=3.0, vehicles=200)
+
+
+@dataclass
+class _Received:
+    count: int = 0
+    identities: set = field(default_factory=set)
+    samples: list[tuple[int, int]] = field(default_factory=list)  # (ingested_at_ms, received_ms)
+
+
+def _percentiles(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p95": None, "p99": None, "max": None, "samples": 0}
+    ordered = sorted(values)
+    at = lambda q: round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 1)  # noqa: E731
+    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": round(ordered[-1], 1), "samples": len(ordered)}
+
+
+class _Reader(threading.Thread):
+    def __init__(self, bootstrap: str, topic: str, partitions: int):
+        super().__init__(name="sustained-reader", daemon=True)
+        self.bootstrap, self.topic, self.partitions = bootstrap, topic, partitions
+        self.received = _Received()
+        self.stop_event = threading.Event()
+        self.lock = threading.Lock()
+
+    def run(self) -> None:
+        consumer = make_consumer(self.bootstrap, f"bench-sustained-reader-{time.time_ns()}")
+        consumer.assign([TopicPartition(self.topic, p, 0) for p in range(self.partitions)])
+        try:
+            while not self.stop_event.is_set():
+                batch = consumer.consume(num_messages=5_000, timeout=0.1)
+                now_ms = int(time.time() * 1000)
+                with self.lock:
+                    for message in batch:
+                        if message.error() is not None:
+                            continue
+                        event = orjson.loads(message.value())
+                        self.received.count += 1
+                        self.received.identities.add((event["vehicle_id"], event["timestamp"]))
+                        self.received.samples.append((event["ingested_at_ms"], now_ms))
+        finally:
+            consumer.close()
+
+    def count(self) -> int:
+        with self.lock:
+            return self.received.count
+
+
+def run_sustained(config: Any, settings: dict[str, str], input_topic: str, enriched_topic: str, folder: Path,
+                  plan: SustainedPlan, *, grace_s: float, out: Callable[[str], None] = print) -> dict[str, Any]:
+    bootstrap = config.kafka.bootstrap_servers
+    partitions = config.kafka.topic("enriched").partitions
+    folder.mkdir(parents=True, exist_ok=True)
+    log = folder / "stage.log"
+    argv = [sys.executable, "-m", "fleet.bench_flink_job", "--kind", "pipeline", "--unbounded", "--profile", config.profile,
+            *(a for k, v in settings.items() for a in ("--set", f"{k}={v}"))]
+    reader = _Reader(bootstrap, enriched_topic, partitions)
+    reader.start()
+    events: Iterator[dict] = Fleet(FleetSpec(vehicles=plan.vehicles, radius_km=CALM_RADIUS_KM, seed=7)).events(ticks=10**9)
+    problems: list[str] = []
+    steps: list[dict[str, Any]] = []
+    latency: dict[str, Any] = {}
+    produced = 0
+    with log.open("wb") as err:
+        job = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=PROJECT_ROOT)  # noqa: S603
+        try:
+            # Warm-up: one tick of the fleet, and wait until the job has written it (start-up, first checkpoint).
+            produced += _send(bootstrap, input_topic, events, plan.vehicles, None).acknowledged
+            deadline = time.monotonic() + plan.start_timeout_s
+            while reader.count() < produced and time.monotonic() < deadline and job.poll() is None:
+                time.sleep(0.5)
+            if reader.count() < produced:
+                raise RuntimeError(f"the pipeline did not start writing within {plan.start_timeout_s:.0f}s (exit {job.poll()}); see {log}")
+            out(f"   warm-up: {produced} events through; climbing {', '.join(f'{r:,.0f}' for r in plan.rates)} events/s, {plan.step_s:g}s each")
+            best = None
+            for rate in plan.rates:
+                step = _step(bootstrap, input_topic, events, rate, plan.step_s, reader, produced, grace_s, job)
+                produced += step["produced"]
+                steps.append(step)
+                out(f"   {rate:>9,.0f}/s: sent at {step['achieved_rate']:,.0f}/s, max lag {step['max_lag']:,}, "
+                    f"{'caught up' if step['bounded'] else 'lag ' + format(step['lag_after_grace'], ',') + ' after'} "
+                    f"{grace_s:.0f}s grace")
+                if job.poll() is not None:
+                    problems.append(f"sustained: the pipeline exited ({job.returncode}) during the {rate:,.0f}/s step; see {log}")
+                    break
+                if not step["generator_kept_up"]:
+                    out("   the simulator could not send faster: it, not the job, is the limit from here")
+                if step["bounded"]:
+                    best = rate
+                if not step["bounded"] or not step["generator_kept_up"]:
+                    break
+            latency_window = None
+            if best is not None and job.poll() is None:
+                half = best / 2
+                _drain(reader, produced, max(grace_s * 4, 60.0), job)  # the failed step's backlog first
+                began_ms = int(time.time() * 1000)
+                step = _step(bootstrap, input_topic, events, half, plan.latency_s, reader, produced, grace_s, job)
+                produced += step["produced"]
+                latency_window = (began_ms, int(time.time() * 1000), half, step["achieved_rate"])
+            # Everything sent must arrive exactly once (the last step's grace may not have sufficed).
+            _drain(reader, produced, max(grace_s * 4, 30.0), job)
+            if latency_window is not None:
+                began_ms, ended_ms, half, achieved = latency_window
+                with reader.lock:
+                    # The latency step's events only: their create time (ingested_at_ms) is within it.
+                    delays = [float(r - i) for i, r in reader.received.samples if began_ms <= i <= ended_ms]
+                latency = {"rate": half, "achieved_rate": achieved, "ingest_to_enriched_ms": _percentiles(delays)}
+                out(f"   latency at {half:,.0f}/s: ingest→telemetry-enriched ms {latency['ingest_to_enriched_ms']}")
+        finally:
+            for pid in [*descendants(job.pid), job.pid]:  # our own child and its JVM, by pid
+                try:
+                    import os
+                    import signal
+
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            job.wait(30)
+            reader.stop_event.set()
+            reader.join(10)
+    received = reader.received
+    if received.count != produced:
+        problems.append(f"sustained: telemetry-enriched holds {received.count} of the {produced} events sent")
+    if len(received.identities) != received.count:
+        problems.append(f"sustained: {received.count - len(received.identities)} duplicated events in telemetry-enriched")
+    best = max((s["rate"] for s in steps if s["bounded"]), default=None)
+    return {"steps": steps, "max_sustained_rate": best, "latency": latency, "produced": produced, "received": received.count,
+            "distinct": len(received.identities), "grace_s": grace_s, "step_s": plan.step_s, "problems": problems}
+
+
+def _drain(reader: _Reader, produced: int, timeout_s: float, job: subprocess.Popen) -> None:
+    deadline = time.monotonic() + timeout_s
+    while reader.count() < produced and time.monotonic() < deadline and job.poll() is None:
+        time.sleep(0.5)
+
+
+def _send(bootstrap: str, topic: str, events: Iterator[dict], count: int, rate: float | None) -> Any:
+    report = produce_events(bootstrap, topic, islice(events, count), rate_per_s=rate, flush_timeout_s=120.0)
+    if report.failed:
+        raise RuntimeError(f"sustained: {report.failed} events not acknowledged: {report.first_error}")
+    return report
+
+
+def _step(bootstrap: str, topic: str, events: Iterator[dict], rate: float, seconds: float, reader: _Reader,
+          produced_before: int, grace_s: float, job: subprocess.Popen) -> dict[str, Any]:
+    count = int(rate * seconds)
+    lags: list[int] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.5):
+            lags.append(max(0, produced_before + int(rate * (time.monotonic() - began)) - reader.count()))
+
+    began = time.monotonic()
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    report = _send(bootstrap, topic, events, count, rate)
+    done.set()
+    watcher.join(2)
+    target = produced_before + report.acknowledged
+    deadline = time.monotonic() + grace_s
+    while reader.count() < target and time.monotonic() < deadline and job.poll() is None:
+        time.sleep(0.2)
+    lag_after = max(0, target - reader.count())
+    return {
+        "rate": rate, "achieved_rate": round(report.send_rate, 1), "produced": report.acknowledged,
+        "max_lag": max(lags, default=0), "lag_after_grace": lag_after, "bounded": lag_after == 0,
+        "generator_kept_up": report.send_rate >= 0.95 * rate,
+    }
