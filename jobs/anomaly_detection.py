@@ -1,6 +1,6 @@
 """Anomaly and offline detection: real-time alerts from `vehicle-telemetry`, once per episode.
 
-  source ─► parse + validate ─► key by vehicle ─► alert detector ─► notifier ─► `fleet-alerts` (Kafka)
+  source ─► batches per shard (Java) ─► alert detector: parse + validate + rules + offline scan ─► fan-out ─► `fleet-alerts` (Kafka)
                                  (low battery · geofence · offline timer)   (SNS, local log,
                                                                              vehicle status: offline)
 
@@ -17,15 +17,16 @@ from dataclasses import dataclass, field
 
 from pyflink.common import Types, WatermarkStrategy
 from pyflink.datastream import DataStream, StreamExecutionEnvironment
+from pyflink.table import StreamTableEnvironment
 
 from connectors.hot_store import StoreConfig
 from connectors.kafka_sink import value_only_sink
 from connectors.kafka_source import OffsetPosition, raw_bytes_source
+from connectors.telemetry_batches import batches_by_shard, in_memory_payloads
 from fleet.config import PlatformConfig
 from jobs.alert_fanout import FanoutSettings, add_alert_fanout
-from jobs.anomaly_functions import AlertDetector
+from jobs.alert_batch import AlertBatchDetector
 from jobs.job_main import job_main
-from jobs.pipeline_functions import VALID_TYPE, ParseAndValidate
 from udfs.alert_rules import AlertPolicy
 from udfs.fault_injection import FailOnce
 
@@ -48,6 +49,8 @@ class AnomalyConfig:
     alert_log: str
     outputs: frozenset[str] = field(default=ALL_OUTPUTS)
     fail_once: FailOnce | None = None  # the failure harness's injected fault; None in real runs
+    batch_window_ms: int = 50
+    batch_shards: int = 8
     fanout: FanoutSettings = FanoutSettings()  # storm guard and SNS batching (jobs.alert_fanout)
 
 
@@ -68,19 +71,24 @@ def anomaly_config(platform: PlatformConfig, *, start: str = "committed", stop: 
         alert_log=alerts.alert_log,
         fail_once=FailOnce.parse(platform.faults.fail_once_at, platform.faults.marker_dir, "alerts"),
         fanout=FanoutSettings.from_alert_settings(alerts),
+        batch_window_ms=platform.pipeline.batch_window_ms,
+        batch_shards=platform.pipeline.batch_shards,
     )
 
 
 def build(env: StreamExecutionEnvironment, config: AnomalyConfig, *, raw: DataStream | None = None) -> DataStream:
     """Add the job to `env`; returns the alert stream (JSON text). `raw` replaces Kafka in tests."""
+    bounded = raw is not None or config.stop is not None
     if raw is None:
         source = raw_bytes_source(config.bootstrap_servers, config.telemetry_topic, config.group_id, start=config.start, stop=config.stop)
         raw = env.from_source(source, WatermarkStrategy.no_watermarks(), "vehicle-telemetry source").uid("alerts-telemetry-source")
+    else:
+        raw = in_memory_payloads(raw)
+    t_env = StreamTableEnvironment.create(env)
+    t_env.get_config().set("table.local-time-zone", "UTC")
+    batches = batches_by_shard(t_env, raw, shards=config.batch_shards, window_ms=config.batch_window_ms, bounded=bounded, name="alerts")
     alerts = (
-        raw.process(ParseAndValidate(config.telemetry_topic, to_dlq=False), output_type=VALID_TYPE)
-        .name("parse and validate").uid("alerts-parse-validate")
-        .key_by(lambda row: row[0], key_type=Types.LONG())
-        .process(AlertDetector(config.policy, config.service_area, config.timer_granularity_ms, config.fail_once), output_type=Types.STRING())
+        batches.process(AlertBatchDetector(config.policy, config.service_area, config.timer_granularity_ms, config.fail_once), output_type=Types.STRING())
         .name("alert detector").uid("alert-detector")
     )
     if config.outputs & {"sns", "log", "status"}:
