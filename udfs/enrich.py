@@ -86,6 +86,59 @@ def _float(value: Any) -> float | None:
 
 def bronze_values(enriched: dict[str, Any], event_time_ms: int) -> tuple:
     """Values in BRONZE_COLUMNS order; absent optional fields are nulls."""
+    # The usual event has every section and field: read them with [] (no .get calls), plain dicts
+    # only. Anything absent, or another shape, is `_bronze_values_sparse`'s (the original code).
+    if type(enriched) is dict:
+        try:
+            location = enriched["location"]
+            battery = enriched["battery"]
+            motion = enriched["motion"]
+            status = enriched["vehicle_status"]
+            diagnostics = enriched["diagnostics"]
+            if (
+                type(location) is dict and type(battery) is dict and type(motion) is dict
+                and type(status) is dict and type(diagnostics) is dict
+            ):
+                acceleration = motion["acceleration"]
+                error_codes = diagnostics["error_codes"]
+                if type(acceleration) is dict:
+                    return (
+                        enriched["vehicle_id"],
+                        enriched["timestamp"],
+                        event_time_ms,
+                        v if type(v := location["lat"]) is float else float(v),
+                        v if type(v := location["lon"]) is float else float(v),
+                        v if type(v := location["altitude"]) is float else None if v is None else float(v),
+                        v if type(v := location["accuracy"]) is float else None if v is None else float(v),
+                        v if type(v := battery["percent"]) is float else float(v),
+                        v if type(v := battery["voltage"]) is float else None if v is None else float(v),
+                        v if type(v := battery["current"]) is float else None if v is None else float(v),
+                        v if type(v := battery["temperature"]) is float else None if v is None else float(v),
+                        battery["charging"],
+                        v if type(v := motion["speed_kmh"]) is float else None if v is None else float(v),
+                        v if type(v := motion["heading"]) is float else None if v is None else float(v),
+                        v if type(v := acceleration["x"]) is float else None if v is None else float(v),
+                        v if type(v := acceleration["y"]) is float else None if v is None else float(v),
+                        v if type(v := acceleration["z"]) is float else None if v is None else float(v),
+                        status["locked"],
+                        status["in_use"],
+                        status["trip_id"],
+                        v if type(v := diagnostics["odometer_km"]) is float else None if v is None else float(v),
+                        "[]" if type(error_codes) is list and not error_codes else (
+                            None if error_codes is None else orjson.dumps(error_codes).decode()
+                        ),
+                        v if type(v := diagnostics["last_maintenance_km"]) is float else None if v is None else float(v),
+                        enriched["zone_id"],
+                        enriched["vehicle_type"],
+                        enriched["ingested_at_ms"],
+                    )
+        except KeyError:  # something optional is absent
+            pass
+    return _bronze_values_sparse(enriched, event_time_ms)
+
+
+def _bronze_values_sparse(enriched: dict[str, Any], event_time_ms: int) -> tuple:
+    """bronze_values for any shape: optional sections and fields may be absent or null."""
     location = enriched["location"]
     battery = enriched["battery"]
     motion = enriched.get("motion") or {}
@@ -93,35 +146,35 @@ def bronze_values(enriched: dict[str, Any], event_time_ms: int) -> tuple:
     status = enriched.get("vehicle_status") or {}
     diagnostics = enriched.get("diagnostics") or {}
     error_codes = diagnostics.get("error_codes")
-    # `v if type(v := x) is float else _float(v)` is `_float(x)` (float() of a float is that float
-    # itself) without a call in the common case; values are read in the original order.
+    # `v if type(v := x) is float else None if v is None else float(v)` is `_float(x)` (float()
+    # of a float is that float itself) without calls; values are read in the original's order.
     return (
         enriched["vehicle_id"],
         enriched["timestamp"],
         event_time_ms,
         v if type(v := location["lat"]) is float else float(v),
         v if type(v := location["lon"]) is float else float(v),
-        v if type(v := location.get("altitude")) is float else _float(v),
-        v if type(v := location.get("accuracy")) is float else _float(v),
+        v if type(v := location.get("altitude")) is float else None if v is None else float(v),
+        v if type(v := location.get("accuracy")) is float else None if v is None else float(v),
         v if type(v := battery["percent"]) is float else float(v),
-        v if type(v := battery.get("voltage")) is float else _float(v),
-        v if type(v := battery.get("current")) is float else _float(v),
-        v if type(v := battery.get("temperature")) is float else _float(v),
+        v if type(v := battery.get("voltage")) is float else None if v is None else float(v),
+        v if type(v := battery.get("current")) is float else None if v is None else float(v),
+        v if type(v := battery.get("temperature")) is float else None if v is None else float(v),
         battery.get("charging"),
-        v if type(v := motion.get("speed_kmh")) is float else _float(v),
-        v if type(v := motion.get("heading")) is float else _float(v),
-        v if type(v := acceleration.get("x")) is float else _float(v),
-        v if type(v := acceleration.get("y")) is float else _float(v),
-        v if type(v := acceleration.get("z")) is float else _float(v),
+        v if type(v := motion.get("speed_kmh")) is float else None if v is None else float(v),
+        v if type(v := motion.get("heading")) is float else None if v is None else float(v),
+        v if type(v := acceleration.get("x")) is float else None if v is None else float(v),
+        v if type(v := acceleration.get("y")) is float else None if v is None else float(v),
+        v if type(v := acceleration.get("z")) is float else None if v is None else float(v),
         status.get("locked"),
         status.get("in_use"),
         status.get("trip_id"),
-        v if type(v := diagnostics.get("odometer_km")) is float else _float(v),
+        v if type(v := diagnostics.get("odometer_km")) is float else None if v is None else float(v),
         # orjson.dumps([]) is b"[]": the usual empty list needs no encoder call.
         "[]" if type(error_codes) is list and not error_codes else (
             None if error_codes is None else orjson.dumps(error_codes).decode()
         ),
-        v if type(v := diagnostics.get("last_maintenance_km")) is float else _float(v),
+        v if type(v := diagnostics.get("last_maintenance_km")) is float else None if v is None else float(v),
         enriched["zone_id"],
         enriched["vehicle_type"],
         enriched["ingested_at_ms"],

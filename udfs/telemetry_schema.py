@@ -244,39 +244,31 @@ def _valid_complete(event: dict[str, Any], policy: ValidationPolicy, now_ms: int
         if type(body) is not dict:
             return False
         v = body["lat"]
-        t = type(v)
-        if not ((t is float or t is int) and -90.0 <= v <= 90.0):
+        if not (type(v) in _NUMBERS and -90.0 <= v <= 90.0):
             return False
         v = body["lon"]
-        t = type(v)
-        if not ((t is float or t is int) and -180.0 <= v <= 180.0):
+        if not (type(v) in _NUMBERS and -180.0 <= v <= 180.0):
             return False
         v = body["altitude"]
-        t = type(v)
-        if not ((t is float or t is int) and -500.0 <= v <= 9_000.0):
+        if not (type(v) in _NUMBERS and -500.0 <= v <= 9_000.0):
             return False
         v = body["accuracy"]
-        t = type(v)
-        if not ((t is float or t is int) and 0.0 <= v <= 100_000.0):
+        if not (type(v) in _NUMBERS and 0.0 <= v <= 100_000.0):
             return False
         body = event["battery"]
         if type(body) is not dict:
             return False
         v = body["percent"]
-        t = type(v)
-        if not ((t is float or t is int) and 0.0 <= v <= 100.0):
+        if not (type(v) in _NUMBERS and 0.0 <= v <= 100.0):
             return False
         v = body["voltage"]
-        t = type(v)
-        if not ((t is float or t is int) and 0.0 <= v <= 1_000.0):
+        if not (type(v) in _NUMBERS and 0.0 <= v <= 1_000.0):
             return False
         v = body["current"]
-        t = type(v)
-        if not ((t is float or t is int) and -1_000.0 <= v <= 1_000.0):
+        if not (type(v) in _NUMBERS and -1_000.0 <= v <= 1_000.0):
             return False
         v = body["temperature"]
-        t = type(v)
-        if not ((t is float or t is int) and -60.0 <= v <= 150.0):
+        if not (type(v) in _NUMBERS and -60.0 <= v <= 150.0):
             return False
         if type(body["charging"]) is not bool:
             return False
@@ -284,27 +276,22 @@ def _valid_complete(event: dict[str, Any], policy: ValidationPolicy, now_ms: int
         if type(body) is not dict:
             return False
         v = body["speed_kmh"]
-        t = type(v)
-        if not ((t is float or t is int) and 0.0 <= v <= 200.0):
+        if not (type(v) in _NUMBERS and 0.0 <= v <= 200.0):
             return False
         v = body["heading"]
-        t = type(v)
-        if not ((t is float or t is int) and 0.0 <= v <= 360.0):
+        if not (type(v) in _NUMBERS and 0.0 <= v <= 360.0):
             return False
         axes = body["acceleration"]
         if type(axes) is not dict:
             return False
         v = axes["x"]
-        t = type(v)
-        if not ((t is float or t is int) and -1_000.0 <= v <= 1_000.0):
+        if not (type(v) in _NUMBERS and -1_000.0 <= v <= 1_000.0):
             return False
         v = axes["y"]
-        t = type(v)
-        if not ((t is float or t is int) and -1_000.0 <= v <= 1_000.0):
+        if not (type(v) in _NUMBERS and -1_000.0 <= v <= 1_000.0):
             return False
         v = axes["z"]
-        t = type(v)
-        if not ((t is float or t is int) and -1_000.0 <= v <= 1_000.0):
+        if not (type(v) in _NUMBERS and -1_000.0 <= v <= 1_000.0):
             return False
         body = event["vehicle_status"]
         if type(body) is not dict or type(body["locked"]) is not bool or type(body["in_use"]) is not bool:
@@ -316,12 +303,10 @@ def _valid_complete(event: dict[str, Any], policy: ValidationPolicy, now_ms: int
         if type(body) is not dict:
             return False
         v = body["odometer_km"]
-        t = type(v)
-        if not ((t is float or t is int) and 0.0 <= v <= 10_000_000.0):
+        if not (type(v) in _NUMBERS and 0.0 <= v <= 10_000_000.0):
             return False
         v = body["last_maintenance_km"]
-        t = type(v)
-        if not ((t is float or t is int) and 0.0 <= v <= 10_000_000.0):
+        if not (type(v) in _NUMBERS and 0.0 <= v <= 10_000_000.0):
             return False
         v = body["error_codes"]
         if type(v) is not list:
@@ -529,6 +514,8 @@ def parse(
 ) -> dict[str, Any] | Rejection:
     """decode + validate: the one call a consumer of raw payloads makes."""
     decoded = decode(raw)
+    if type(decoded) is dict and _valid_complete(decoded, policy, now_ms):  # validate's first check
+        return decoded
     if isinstance(decoded, Rejection):
         return decoded
     return validate(decoded, policy, now_ms)

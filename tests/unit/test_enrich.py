@@ -1,3 +1,5 @@
+import collections
+
 import geohash2
 import pytest
 
@@ -152,8 +154,25 @@ def _bronze_cases():
                 variant[rng.choice(["motion", "vehicle_status", "diagnostics"])] = rng.choice([None, {}])
             if rng.random() < 0.1:
                 variant["location"]["lat"] = rng.choice([50, True, "50.1", None])
+            if rng.random() < 0.1:
+                del variant[rng.choice(["motion", "vehicle_status", "diagnostics"])]
+            if rng.random() < 0.05 and isinstance(variant.get("motion"), dict):
+                variant["motion"]["acceleration"] = rng.choice([None, [], {"x": 1}, collections.defaultdict(float)])
+            if rng.random() < 0.1:
+                section = rng.choice(["location", "battery", "motion", "vehicle_status", "diagnostics"])
+                body = variant.get(section) or {}
+                variant[section] = rng.choice([
+                    [], ["x"], "x", None, {}, collections.OrderedDict(body), collections.defaultdict(lambda: 1.5, body),
+                ])
             cases.append(variant)
     return cases
+
+
+def _wrapped(enriched):
+    """The enriched event as it is, and as dict subclasses (which only `.get` may read)."""
+    yield enriched
+    yield collections.OrderedDict(enriched)
+    yield collections.defaultdict(lambda: "default", enriched)
 
 
 def test_bronze_values_equal_the_original_on_many_events():
@@ -165,7 +184,10 @@ def test_bronze_values_equal_the_original_on_many_events():
         except Exception:
             continue
         event_time_ms = 1_736_951_538_123
-        assert _same_values(_outcome(bronze_values, enriched, event_time_ms), _outcome(reference_bronze_values, enriched, event_time_ms)), event
+        for shape in _wrapped(enriched):
+            before = repr(shape)
+            assert _same_values(_outcome(bronze_values, shape, event_time_ms), _outcome(reference_bronze_values, shape, event_time_ms)), shape
+            assert repr(shape) == before
         assert enrich_in_place(dict(event), "scooter", 99) == enriched
 
 

@@ -22,6 +22,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Final
 
+import orjson
 import pytest
 
 from device_sim.fleet_model import Fleet, FleetSpec
@@ -198,6 +199,27 @@ def _type_name(value: Any) -> str:
         return "object"
     return type(value).__name__
 
+
+
+def reference_decode(raw: bytes | bytearray | memoryview | str) -> dict[str, Any] | Rejection:
+    """Bytes → JSON object, or a rejection. Does not validate content."""
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return Rejection(BAD_JSON, None, f"not valid JSON: {exc}")
+    if not isinstance(value, dict):
+        return Rejection(NOT_AN_OBJECT, None, f"payload is a JSON {type(value).__name__}, not an object")
+    return value
+
+
+def reference_parse(
+    raw: bytes | bytearray | memoryview | str, policy: ValidationPolicy = DEFAULT_POLICY, now_ms: int | None = None
+) -> dict[str, Any] | Rejection:
+    """decode + validate: the one call a consumer of raw payloads makes."""
+    decoded = reference_decode(raw)
+    if isinstance(decoded, Rejection):
+        return decoded
+    return reference_validate(decoded, policy, now_ms)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -590,6 +612,27 @@ def test_fast_checks_agree_with_the_live_rules_table():
             same_as_rules(event)
     for vehicle_id in (0, 1, schema.MAX_VEHICLE_ID, schema.MAX_VEHICLE_ID + 1):
         same_as_rules({**copy.deepcopy(BASES[0]), "vehicle_id": vehicle_id})
+
+
+def test_parse_of_raw_payloads_equals_the_original():
+    rng = random.Random(51)
+    pool = [(path, value) for path in ALL_PATHS for value in values_for(path)]
+    raws = [b"", b"{", b"[1]", b"null", b'"x"', b"{}", b'{"vehicle_id": 1}', b"\xff", "{}", bytearray(b"{}"), memoryview(b"[]")]
+    for index in range(4_000):
+        event = copy.deepcopy(BASES[index % len(BASES)])
+        for path, value in rng.sample(pool, rng.choice((0, 0, 1, 2))):
+            mutate(event, path, value)
+        try:
+            raws.append(orjson.dumps(event))
+        except TypeError:  # NaN, 400-digit ints, subclasses: not JSON
+            continue
+    for raw in raws:
+        expected = reference_parse(raw, DEFAULT_POLICY, NOW_MS)
+        got = schema.parse(raw, DEFAULT_POLICY, NOW_MS)
+        if isinstance(expected, Rejection):
+            assert got == expected, raw
+        else:
+            assert not isinstance(got, Rejection) and got == expected, raw
 
 
 # ---------------------------------------------------------------------------------------------
