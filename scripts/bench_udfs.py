@@ -20,6 +20,7 @@ import argparse
 import gc
 import importlib
 import os
+import random
 import subprocess
 import sys
 import tempfile
@@ -64,8 +65,10 @@ def cases(mods: types.SimpleNamespace, batches: list[list[dict]]) -> dict:
     schema, geohash, enrich = mods.telemetry_schema, mods.geohash, mods.enrich
     policy = schema.DEFAULT_POLICY
     loads, dumps = orjson.loads, orjson.dumps
-    validate, parse, parse_ts = schema.validate, schema.parse, schema.parse_timestamp_ms
+    validate, parse, parse_ts, format_ts = schema.validate, schema.parse, schema.parse_timestamp_ms, schema.format_timestamp_ms
     zone, enrich_copy, bronze = geohash.zone_id, enrich.enrich, enrich.bronze_values
+
+    rng = random.Random(5)
 
     def fixed(make):
         inputs = [make(batch) for batch in batches]
@@ -82,6 +85,10 @@ def cases(mods: types.SimpleNamespace, batches: list[list[dict]]) -> dict:
     def run_parse_ts(texts):
         for t in texts:
             parse_ts(t)
+
+    def run_format_ts(times):
+        for t in times:
+            format_ts(t)
 
     def run_zone(points):
         for lat, lon in points:
@@ -108,6 +115,13 @@ def cases(mods: types.SimpleNamespace, batches: list[list[dict]]) -> dict:
         "telemetry_schema.validate": (fixed(lambda b: b), run_validate),
         "telemetry_schema.parse (loads+validate)": (raw, run_parse),
         "telemetry_schema.parse_timestamp_ms": (fixed(lambda b: [e["timestamp"] for e in b]), run_parse_ts),
+        # Backfill-like: every timestamp from another second (and mostly another day) of 2020-2030,
+        # new ones for every run, so the fast path's memo tables rarely help.
+        "telemetry_schema.parse_timestamp_ms, new seconds": (
+            lambda: [[format_ts(rng.randrange(1_577_836_800_000, 1_893_456_000_000)) for _ in b] for b in batches],
+            run_parse_ts,
+        ),
+        "telemetry_schema.format_timestamp_ms": (fixed(lambda b: [parse_ts(e["timestamp"]) for e in b]), run_format_ts),
         "geohash.zone_id": (fixed(lambda b: [(e["location"]["lat"], e["location"]["lon"]) for e in b]), run_zone),
         "enrich.enrich": (fixed(lambda b: b), run_enrich),
     }

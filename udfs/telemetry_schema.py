@@ -115,14 +115,15 @@ def parse_timestamp_ms(value: Any) -> int | None:
     # Fast path for the seed's form, 'YYYY-MM-DDTHH:MM:SS.mmmZ'. The general path's answer is
     # int(datetime.timestamp() * 1000): seconds as a float, so the milliseconds are not always
     # exact. `_SECOND_MS` holds only seconds for which that float arithmetic is exact for all 1000
-    # milliseconds (see `_seed_form_ms`); everything else is computed as the general path does.
+    # milliseconds (see `_day_seconds`); everything else is computed as the general path does.
     if type(value) is str:
         millis = _MILLIS_Z.get(value[19:])  # '.mmmZ': the string is 24 characters long
         if millis is not None:
-            second_ms = _SECOND_MS.get(value[:19])
+            key = value[:19]
+            second_ms = _SECOND_MS.get(key)
             if second_ms is not None:
                 return second_ms + millis
-            return _seed_form_ms(value, millis)
+            return _seed_form_ms(value, key, millis)
     return _parse_timestamp_general(value)
 
 
@@ -136,65 +137,94 @@ def _parse_timestamp_general(value: Any) -> int | None:
     return int(parsed.timestamp() * 1000)
 
 
-def _seed_form_ms(value: str, millis: int) -> int | None:
-    """'YYYY-MM-DDTHH:MM:SS.mmmZ' with the millis known: arithmetic, or the general path if odd."""
-    day_s = _DAY_S.get(value[:10])
-    if day_s is None:
-        day_s = _day_seconds(value[:10])
-        if day_s is None:
-            return _parse_timestamp_general(value)
-    hour = _HOUR_S.get(value[11:13])
-    minute = _MINUTE_S.get(value[14:16])
-    second = _SECOND_S.get(value[17:19])
-    if hour is None or minute is None or second is None or value[10] != "T" or value[13] != ":" or value[16] != ":":
+def _seed_form_ms(value: str, key: str, millis: int) -> int | None:
+    """'YYYY-MM-DDTHH:MM:SS.mmmZ' (the '.mmmZ' checked, `millis` its value) whose second `key` is
+    not memoised yet: arithmetic, or the general path unless every character is as expected."""
+    hour_minute = _HOUR_MINUTE_S.get(key[11:16])  # 'HH:MM'
+    second = _COLON_SECOND_S.get(key[16:])  # ':SS'
+    if hour_minute is None or second is None or key[10] != "T":
         return _parse_timestamp_general(value)
-    seconds = day_s + hour + minute + second
-    # datetime.timestamp() is the exact microseconds divided by 10**6, correctly rounded (x, with
-    # |x - X| <= 2**(E-53) for X in [2**E, 2**(E+1)), E = seconds.bit_length() - 1 when
-    # seconds >= 1). x * 1000 is then within 1000 * 2**(E-53) of the exact milliseconds M; when
-    # every M of this second lies strictly inside [2**(E+10), 2**(E+11)), that is less than half a
-    # float step at M, so the product rounds to M itself and int() returns it: the whole second is
-    # exact (every second from 2004-11 to 2038-01 is). Otherwise compute as datetime does.
-    first = seconds * 1000
-    if seconds >= 1 and first.bit_length() == (first + 999).bit_length() == seconds.bit_length() + 10:
-        if len(_SECOND_MS) >= _CACHE_LIMIT:
-            _SECOND_MS.clear()
-        _SECOND_MS[value[:19]] = first
-        return first + millis
-    return int((seconds * 1_000_000 + millis * 1000) / 1_000_000 * 1000)
+    text = key[:10]
+    day_s = _EXACT_DAY_S.get(text)
+    if day_s is None:
+        day_s = _INEXACT_DAY_S.get(text)
+        if day_s is None:
+            found = _day_seconds(text)
+            if found is None:
+                return _parse_timestamp_general(value)
+            day_s, exact = found
+        else:
+            exact = False
+        if not exact:
+            seconds = day_s + hour_minute + second
+            return int((seconds * 1_000_000 + millis * 1000) / 1_000_000 * 1000)  # as datetime does
+    if len(_SECOND_MS) >= _CACHE_LIMIT:
+        _SECOND_MS.clear()
+    second_ms = _SECOND_MS[key] = (day_s + hour_minute + second) * 1000
+    return second_ms + millis
 
 
-def _day_seconds(text: str) -> int | None:
-    """'YYYY-MM-DD' → epoch seconds of its midnight UTC, or None unless a real date in ASCII digits."""
-    digits = text[0:4] + text[5:7] + text[8:10]
-    if text[4] != "-" or text[7] != "-" or not (digits.isascii() and digits.isdigit()):
+def _day_seconds(text: str) -> tuple[int, bool] | None:
+    """'YYYY-MM-DD' → (epoch seconds of its midnight UTC, whether the day is exact), memoised;
+    None unless a real date in ASCII digits.
+
+    General path: int(datetime.timestamp() * 1000), the seconds a float. timestamp() is the exact
+    microseconds divided by 10**6, correctly rounded: x with |x - X| <= 2**(E-53) for the exact X
+    in [2**E, 2**(E+1)). x * 1000 is then within 1000 * 2**(E-53) of the exact milliseconds M; if
+    M lies strictly inside [2**(E+10), 2**(E+11)), that is less than half a float step at M, so
+    the product rounds to M itself and int() returns it. A day is exact when that holds for all
+    its milliseconds (every day from 2004-11 to 2038-01 is); in others some millisecond comes out
+    one less (e.g. near 2**30 s, 2004-01-10), so they are computed as datetime does.
+    """
+    year = text[0:4]
+    month = _MONTH.get(text[5:7])
+    day_of_month = _DAY_OF_MONTH.get(text[8:10])
+    if month is None or day_of_month is None or text[4] != "-" or text[7] != "-" or not (year.isascii() and year.isdigit()):
         return None
     try:
-        day = date(int(text[0:4]), int(text[5:7]), int(text[8:10]))
-    except ValueError:  # year 0, month 13, February 30: fromisoformat refuses them too
+        day = date(int(year), month, day_of_month)
+    except ValueError:  # year 0, February 30: fromisoformat refuses them too
         return None
-    seconds = (day.toordinal() - _EPOCH_ORDINAL) * 86_400
-    if len(_DAY_S) >= _CACHE_LIMIT:
-        _DAY_S.clear()
-    _DAY_S[text] = seconds
-    return seconds
+    first = (day.toordinal() - _EPOCH_ORDINAL) * 86_400
+    last = first + 86_399
+    exact = first >= 1 and (
+        (first * 1000).bit_length() == (last * 1000 + 999).bit_length()
+        == first.bit_length() + 10 == last.bit_length() + 10
+    )
+    table = _EXACT_DAY_S if exact else _INEXACT_DAY_S
+    if len(table) >= _CACHE_LIMIT:
+        table.clear()
+    table[text] = first
+    return first, exact
 
 
 # Memo tables of the fast path: bounded (cleared when full), and only ever holding exact answers.
 _CACHE_LIMIT: Final = 4096
-_SECOND_MS: dict[str, int] = {}  # 'YYYY-MM-DDTHH:MM:SS' → epoch ms, for the exact seconds only
-_DAY_S: dict[str, int] = {}  # 'YYYY-MM-DD' → epoch seconds of its midnight
+_SECOND_MS: dict[str, int] = {}  # 'YYYY-MM-DDTHH:MM:SS' → epoch ms, seconds of exact days only
+_EXACT_DAY_S: dict[str, int] = {}  # 'YYYY-MM-DD' → epoch seconds of its midnight, exact days
+_INEXACT_DAY_S: dict[str, int] = {}  # the same for the other days (see `_day_seconds`)
 _EPOCH_ORDINAL: Final = date(1970, 1, 1).toordinal()
 _MILLIS_Z: Final = {f".{n:03d}Z": n for n in range(1000)}
-_HOUR_S: Final = {f"{n:02d}": n * 3600 for n in range(24)}
-_MINUTE_S: Final = {f"{n:02d}": n * 60 for n in range(60)}
-_SECOND_S: Final = {f"{n:02d}": n for n in range(60)}
+_HOUR_MINUTE_S: Final = {f"{h:02d}:{m:02d}": h * 3600 + m * 60 for h in range(24) for m in range(60)}
+_COLON_SECOND_S: Final = {f":{n:02d}": n for n in range(60)}
+_MONTH: Final = {f"{n:02d}": n for n in range(1, 13)}
+_DAY_OF_MONTH: Final = {f"{n:02d}": n for n in range(1, 32)}
 
 
 def format_timestamp_ms(epoch_ms: int) -> str:
     """Epoch milliseconds → the seed's form, '2025-01-15T14:32:18.123Z'."""
     seconds, millis = divmod(int(epoch_ms), 1000)
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
+    text = _FORMATTED_S.get(seconds)  # a fleet's events share their seconds: format each once
+    if text is None:
+        text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+        if len(_FORMATTED_S) >= _CACHE_LIMIT:
+            _FORMATTED_S.clear()
+        _FORMATTED_S[seconds] = text
+    return text + _MILLIS_TEXT[millis]
+
+
+_FORMATTED_S: dict[int, str] = {}  # epoch seconds → 'YYYY-MM-DDTHH:MM:SS'
+_MILLIS_TEXT: Final = tuple(f".{n:03d}Z" for n in range(1000))
 
 
 def validate(

@@ -700,11 +700,20 @@ def test_parse_timestamp_ms_memo_tables_stay_bounded_and_correct():
     rng = random.Random(23)
     for _ in range(3 * schema._CACHE_LIMIT):
         same_timestamp(reference_format_timestamp_ms(rng.randrange(0, 4_000_000_000_000)))
-    assert len(schema._SECOND_MS) <= schema._CACHE_LIMIT and len(schema._DAY_S) <= schema._CACHE_LIMIT
+    for table in (schema._SECOND_MS, schema._EXACT_DAY_S, schema._INEXACT_DAY_S):
+        assert len(table) <= schema._CACHE_LIMIT
 
 
 def test_format_timestamp_ms_is_unchanged():
     rng = random.Random(24)
-    for _ in range(5_000):
-        millis = rng.randrange(0, 253_402_300_800_000)
-        assert schema.format_timestamp_ms(millis) == reference_format_timestamp_ms(millis)
+    values = [rng.randrange(0, 253_402_300_800_000) for _ in range(3 * schema._CACHE_LIMIT)]
+    values += [v + d for v in values[:500] for d in (0, 1, 999, 1000)]  # memo hits, the same second
+    values += [0, 999, 1000, -1, -1000, -1001, -86_400_000 * 365 * 50, 1_736_951_538_123.9, True, 2**40]
+    for millis in values:
+        assert schema.format_timestamp_ms(millis) == reference_format_timestamp_ms(millis), millis
+    assert len(schema._FORMATTED_S) <= schema._CACHE_LIMIT
+    for bad in ("x", None, 10**30):
+        with pytest.raises(Exception) as expected:
+            reference_format_timestamp_ms(bad)
+        with pytest.raises(expected.type):
+            schema.format_timestamp_ms(bad)
