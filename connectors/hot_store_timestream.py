@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timezone
 from typing import Any, Callable, Iterator, Sequence, TypeVar
 
@@ -39,6 +40,7 @@ MEASURE_NAME = "telemetry"
 # Bumping it would let a rewrite overwrite stored values, which replays must never do.
 RECORD_VERSION = 1
 MAX_RECORDS_PER_WRITE = 100  # the WriteRecords API limit
+WRITE_CONCURRENCY = 8  # WriteRecords calls in flight per store (per pipeline subtask)
 # The minimum Timestream allows; the seed wants 0 (cold data goes to S3, not the magnetic store).
 MAGNETIC_STORE_RETENTION_DAYS = 1
 
@@ -204,6 +206,7 @@ class TimestreamHotStore:
         self._clock = clock
         self._write = write_client or make_client("timestream-write", config)
         self._query_client = query_client  # created on first trace(): a writing job never needs it
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def write_client(self) -> Any:
@@ -236,9 +239,18 @@ class TimestreamHotStore:
         # the local backend gives; Timestream itself stays the authority for everything else.
         now_ms = int(self._clock() * 1000)
         accepted, rejected = partition_points(points, now_ms, self.config.retention_hours)
+        batches = list(_batches(accepted, MAX_RECORDS_PER_WRITE))
+        if len(batches) > 1:
+            # One WriteRecords takes tens of ms and carries at most 100 points: a batch of a few
+            # hundred goes out in parallel (boto3 clients are thread-safe), or one job thread could
+            # not keep up with the fleet. The first failure is raised after all calls return.
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY, thread_name_prefix="timestream-write")
+            results = list(self._pool.map(self._write_batch, batches))
+        else:
+            results = [self._write_batch(batch) for batch in batches]
         written = 0
-        for batch in _batches(accepted, MAX_RECORDS_PER_WRITE):
-            refused = self._write_batch(batch)
+        for batch, refused in zip(batches, results):
             written += len(batch) - len(refused)
             rejected.extend(refused)
         return WriteResult(written=written, rejected=tuple(rejected))
@@ -274,6 +286,8 @@ class TimestreamHotStore:
         return 0
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
         for client in (self._write, self._query_client):
             if client is not None and hasattr(client, "close"):
                 client.close()
