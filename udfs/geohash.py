@@ -71,11 +71,12 @@ def encode(latitude: float, longitude: float, precision: int = 6) -> str:
 
 def zone_id(latitude: float, longitude: float) -> str:
     """The seed's zone: geohash precision 6 (15 longitude and 15 latitude bits), equal to encode(lat, lon, 6)."""
-    lon = int((longitude + 180.0) * _ZONE_LON_SCALE)
+    # `x - -180.0` (not `x + 180.0`): the same float, and the same error as `_cell` for a non-number.
+    lon = int((longitude - -180.0) * _ZONE_LON_SCALE)
     low = lon * _ZONE_LON_STEP - 180.0  # exact: lon * step has at most 21 significant bits
     if lon >> 15 or not low < longitude <= low + _ZONE_LON_STEP:
         lon = _cell(longitude, -180.0, _ZONE_LON_STEP, 32768)
-    lat = int((latitude + 90.0) * _ZONE_LAT_SCALE)
+    lat = int((latitude - -90.0) * _ZONE_LAT_SCALE)
     low = lat * _ZONE_LAT_STEP - 90.0
     if lat >> 15 or not low < latitude <= low + _ZONE_LAT_STEP:
         lat = _cell(latitude, -90.0, _ZONE_LAT_STEP, 32768)
