@@ -191,10 +191,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(events)} simulated seed events (~{size:.0f} bytes of JSON each) in batches of {args.batch}; "
         f"µs/event, each batch's minimum of {args.repeat} runs (thread CPU time)"
     )
-    header = f"{'function':42s}" + "".join(f"{label:>12s}" for label in tables)
+    header = f"{'function':52s}" + "".join(f"{label:>12s}" for label in tables)
     print(header + (f"{'speed-up':>10s}" if args.compare else ""))
     for name in names:
-        line = f"{name:42s}"
+        line = f"{name:52s}"
         for label in tables:
             value = per_event[label].get(name)
             line += f"{value:12.2f}" if value is not None else f"{'-':>12s}"
