@@ -60,6 +60,28 @@ def working_tree() -> types.SimpleNamespace:
     return types.SimpleNamespace(**{name: importlib.import_module(f"udfs.{name}") for name in MODULES})
 
 
+def sparse(event: dict) -> dict:
+    """A valid event without the optional sections an edge device may leave out."""
+    copy = orjson.loads(orjson.dumps(event))
+    del copy["motion"], copy["diagnostics"]
+    copy["location"].pop("accuracy")
+    return copy
+
+
+DEFECTS = (
+    ("battery", "percent", 101), ("location", "lat", "50.1"), ("vehicle_status", "locked", 1),
+    ("diagnostics", "odometer_km", -1), ("motion", "heading", None), (None, "timestamp", "2025-01-15"),
+)
+
+
+def invalid(event: dict, index: int) -> dict:
+    """The event with one of a few typical defects (DLQ traffic)."""
+    copy = orjson.loads(orjson.dumps(event))
+    section, name, value = DEFECTS[index % len(DEFECTS)]
+    (copy if section is None else copy[section])[name] = value
+    return copy
+
+
 def cases(mods: types.SimpleNamespace, batches: list[list[dict]]) -> dict:
     """name → (prepare() → per-batch inputs, run(batch input)); run is what is timed."""
     schema, geohash, enrich = mods.telemetry_schema, mods.geohash, mods.enrich
@@ -113,6 +135,8 @@ def cases(mods: types.SimpleNamespace, batches: list[list[dict]]) -> dict:
     raw = fixed(lambda b: [dumps(e) for e in b])
     table = {
         "telemetry_schema.validate": (fixed(lambda b: b), run_validate),
+        "telemetry_schema.validate, sparse events": (fixed(lambda b: [sparse(e) for e in b]), run_validate),
+        "telemetry_schema.validate, invalid events": (fixed(lambda b: [invalid(e, i) for i, e in enumerate(b)]), run_validate),
         "telemetry_schema.parse (loads+validate)": (raw, run_parse),
         "telemetry_schema.parse_timestamp_ms": (fixed(lambda b: [e["timestamp"] for e in b]), run_parse_ts),
         # Backfill-like: every timestamp from another second (and mostly another day) of 2020-2030,
