@@ -17,6 +17,8 @@ def cmd_bench_pipeline(args: argparse.Namespace, config: PlatformConfig) -> int:
     from fleet.bench_pipeline import SMOKE, STAGES, BenchPlan, run_pipeline_benchmark
     from fleet.bench_report import format_table, machine, sustained_summary, write_json, write_markdown, write_plots
 
+    if args.render:
+        return _render(Path(args.render), args)
     plan = SMOKE if args.smoke else BenchPlan()
     overrides = {k: v for k, v in (("events", args.events), ("vehicles", args.vehicles), ("stage_timeout_s", args.stage_timeout)) if v is not None}
     if args.stages:
@@ -54,6 +56,17 @@ def cmd_bench_pipeline(args: argparse.Namespace, config: PlatformConfig) -> int:
     return 0
 
 
+def _render(json_path: Path, args: argparse.Namespace) -> int:
+    """BENCHMARKS.md and the plots again from a run's JSON (e.g. after a change to the report's layout)."""
+    from fleet.bench_report import load_result, write_markdown, write_plots
+
+    result, host, command = load_result(json_path)
+    markdown = Path(args.markdown) if args.markdown else PROJECT_ROOT / "BENCHMARKS.md"
+    plots = write_plots(result["outcomes"], markdown.parent / "docs" / "benchmarks", "pipeline")
+    print(f"markdown: {write_markdown(markdown, result, host, command, plots, json_path)}")
+    return 0
+
+
 def _command_line(args: argparse.Namespace) -> str:
     """The command as typed (rebuilt from the parsed arguments: the parser does not keep argv)."""
     words = ["telemetry"]
@@ -86,5 +99,6 @@ def add_parser(bench_cmd: argparse._SubParsersAction, add: Callable[..., argpars
     sub.add_argument("--vehicles", type=int, default=None, help=f"simulated vehicles (default {defaults.vehicles:,})")
     sub.add_argument("--stages", nargs="+", choices=list(STAGES), default=None, help="which stages, in this order (default: all)")
     sub.add_argument("--stage-timeout", type=float, default=None, help="seconds before a stage is killed and reported")
+    sub.add_argument("--render", default=None, metavar="JSON", help="run nothing: write BENCHMARKS.md and the plots from a run's JSON")
     sub.add_argument("--no-sustained", action="store_true", help="skip the open-loop climb and the latency step")
     sub.add_argument("--markdown", default=None, help="where to write the report (default: BENCHMARKS.md at the repo root; none with --smoke)")

@@ -19,7 +19,8 @@ from typing import Any
 
 from fleet.bench_checks import StageOutcome
 
-HEADER = ("stage", "events/s", "× limit", "× peer", "outputs (got/expected)", "CPU s/1K events", "broker CPU s/1K", "peak RSS MiB", "check")
+HEADER = ("stage", "events/s", "× limit", "× peer", "outputs (got/expected)", "CPU s/1K events", "broker CPU s/1K", "peak RSS MiB",
+          "others' load (cores)", "check")
 
 
 def _ratio(value: float | None, base: float | None) -> str:
@@ -47,6 +48,8 @@ def rows(outcomes: list[StageOutcome]) -> list[tuple[str, ...]]:
             f"{stage_cpu_per_1k(o):.3f}" if stage_cpu_per_1k(o) is not None else "–",
             f"{o.cpu_per_1k('broker'):.3f}" if o.cpu_per_1k("broker") is not None else "–",
             " ".join(f"{r.split(' ')[0]} {e['peak_rss_mib']:.0f}" for r, e in sorted(stage_roles.items())),
+            # Other tenants' CPU during the stage, in cores: how far this row's conditions were from an idle box.
+            f"{o.foreign_cpu_s / o.wall_s:.2f}" if o.wall_s else "–",
             "OK" if o.ok else "MISMATCH",
         ))
     return table
@@ -139,6 +142,7 @@ def write_json(result: dict[str, Any], folder: Path, host: dict[str, Any], comma
         "stages": [{**_plain(o), "ok": o.ok, "stage_cpu_s_per_1k": stage_cpu_per_1k(o), "foreign_cpu_s": o.foreign_cpu_s}
                    for o in outcomes],
         "sustained": _plain(result.get("sustained")),
+        "checkpoint_interval_ms": result.get("checkpoint_interval_ms"),
         "ratios": {o.stage: {"to_limit": _ratio(o.rate, _base(outcomes, "limit")), "to_peer": _ratio(o.rate, _base(outcomes, "peer"))}
                    for o in outcomes},
     }
@@ -334,3 +338,27 @@ def targets_markdown(outcomes: list[StageOutcome], peer: float | None) -> list[s
         measured = f"{outcome.rate / base:.2f} × the peer" if reference == "peer" else f"{outcome.rate:,.0f} events/s"
         lines.append(f"| {text} | {measured} | {'yes' if outcome.rate >= factor * base else 'no'} |")
     return lines + [""]
+
+
+def load_result(path: Path) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """A run's JSON back as the objects the writers take (to render BENCHMARKS.md again)."""
+    from dataclasses import fields
+
+    from fleet.bench_input import BenchInput
+    from fleet.bench_pipeline import BenchPlan
+    from fleet.bench_sustained import SustainedPlan
+
+    data = json.loads(Path(path).read_text())
+    names = {f.name for f in fields(StageOutcome)}
+    outcomes = [StageOutcome(**{**{k: v for k, v in stage.items() if k in names}, "problems": tuple(stage["problems"])})
+                for stage in data["stages"]]
+    raw_input = data["input"]
+    bench_input = BenchInput(**{**raw_input, "registry_file": Path(raw_input["registry_file"]), "vehicle_ids": (),
+                                "alert_sentinels": frozenset(raw_input["alert_sentinels"])})
+    raw_plan = dict(data["plan"])
+    sustained = raw_plan.pop("sustained")
+    plan = BenchPlan(**{**raw_plan, "stages": tuple(raw_plan["stages"]),
+                        "sustained": SustainedPlan(**{**sustained, "rates": tuple(sustained["rates"])}) if sustained else None})
+    result = {"run_id": data["run_id"], "plan": plan, "input": bench_input, "outcomes": outcomes, "peer_version": data["peer_version"],
+              "sustained": data.get("sustained"), "checkpoint_interval_ms": data.get("checkpoint_interval_ms", 2000)}
+    return result, data["machine"], data["command"]

@@ -38,11 +38,11 @@ def smoke_run(platform_config, kafka_bootstrap, tmp_path_factory):
     code = cli.main([*_settings(platform_config), "bench", "pipeline", "--smoke", "--markdown", str(markdown)])
     written = sorted(set(bench_dir.glob("pipeline-*.json")) - before)
     assert len(written) == 1, f"one JSON report per run, got {written}"
-    return code, json.loads(written[0].read_text()), markdown
+    return code, json.loads(written[0].read_text()), markdown, written[0]
 
 
 def test_every_stage_outputs_exactly_the_expected_records(smoke_run):
-    code, report, _ = smoke_run
+    code, report, _, _ = smoke_run
     stages = {s["stage"]: s for s in report["stages"]}
     assert list(stages) == list(STAGES)
     problems = [p for s in report["stages"] for p in s["problems"]]
@@ -66,7 +66,7 @@ def test_every_stage_outputs_exactly_the_expected_records(smoke_run):
 
 
 def test_every_stage_has_a_rate_and_its_processes_measured(smoke_run):
-    _, report, _ = smoke_run
+    _, report, _, _ = smoke_run
     for stage in report["stages"]:
         assert stage["rate"] and stage["window_s"] > 0, stage["stage"]
         assert stage["events_in"] == report["input"]["sent"]
@@ -83,7 +83,7 @@ def test_every_stage_has_a_rate_and_its_processes_measured(smoke_run):
 
 
 def test_sustained_load_climbs_and_times_every_event(smoke_run):
-    _, report, _ = smoke_run
+    _, report, _, _ = smoke_run
     sustained = report["sustained"]
     assert sustained["problems"] == []
     rates = [step["rate"] for step in sustained["steps"]]
@@ -99,7 +99,7 @@ def test_sustained_load_climbs_and_times_every_event(smoke_run):
 
 
 def test_the_report_files(smoke_run):
-    _, report, markdown = smoke_run
+    _, report, markdown, json_path = smoke_run
     text = markdown.read_text()
     for stage in STAGES:
         assert f"| {stage} |" in text
@@ -108,3 +108,14 @@ def test_the_report_files(smoke_run):
     for plot in plots:
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert report["machine"]["nproc"] >= 1 and report["command"].startswith("telemetry ")
+
+
+def test_the_report_renders_again_from_its_json(smoke_run, tmp_path):
+    _, _, markdown, json_path = smoke_run
+    again = tmp_path / "BENCHMARKS.md"
+    assert cli.main(["bench", "pipeline", "--render", str(json_path), "--markdown", str(again)]) == 0
+
+    def tables(path: Path) -> list[str]:
+        return [line for line in path.read_text().splitlines() if line.startswith("| ")]
+
+    assert tables(again) == tables(markdown)
