@@ -287,6 +287,10 @@ def run_storm_benchmark(
     return result
 
 
+def _rate(per_s: float | None) -> str:
+    return "n/a (all at once)" if per_s is None else f"{per_s:,.0f}/s"
+
+
 def format_result(result: dict[str, Any]) -> str:
     limits, latency = result["limits"], result["ordinary_latency_ms"]
     lines = [
@@ -294,10 +298,10 @@ def format_result(result: dict[str, Any]) -> str:
         f"publish_batch ({limits['publish_concurrency']} in flight) {limits['publish_batch_per_s']:,.0f} alerts/s",
         f"storm through the {result['through']}: {result['alerts']:,} geofence exits in {result['zones']} zones at {result['produced_per_s']:,.0f} records/s "
         f"(guard {'on: ' + str(result['pages_per_window']) + ' pages per ' + format(result['storm_window_s'], 'g') + ' s' if result['guard'] else 'off'})",
-        f"recorded on fleet-alerts: {result['storm_alerts_recorded']:,} storm alerts, {result['storm_recorded_per_s'] or 0:,.0f}/s "
+        f"recorded on fleet-alerts: {result['storm_alerts_recorded']:,} storm alerts, {_rate(result['storm_recorded_per_s'])} "
         f"(drained in {result['drain_s']} s)",
         f"paged: {result['pages']:,} of {result['pages_expected']:,} expected; the storm's {result['storm_pages']:,} at "
-        f"{result['storm_pages_per_s'] or 0:,.0f}/s; "
+        f"{_rate(result['storm_pages_per_s'])}; "
         f"not paged {result['suppressed']:,}; summaries {result['summaries']} of {result['summaries_expected']}",
         f"ordinary alerts during the storm: {result['ordinary_received']} of {result['ordinary_sent']}, ingest→fleet-alerts ms "
         f"p50 {latency['p50']}  p95 {latency['p95']}  p99 {latency['p99']}  max {latency['max']}",
