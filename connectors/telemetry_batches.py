@@ -98,6 +98,13 @@ def java_side_output(stream: DataStream, tag) -> DataStream:
     return DataStream(stream._j_data_stream.getSideOutput(tag.get_java_output_tag()))
 
 
+def discard(stream: DataStream, name: str, uid: str) -> None:
+    """A Java sink that drops what it gets. A side output nobody consumes makes PyFlink fail on its
+    first record ('tuple' has no '_values'), so one that no sink wants still needs a consumer."""
+    sink = get_gateway().jvm.org.apache.flink.streaming.api.functions.sink.v2.DiscardingSink()
+    stream._j_data_stream.sinkTo(sink).name(name).uid(uid)
+
+
 class _NowAsIngestTime(TimestampAssigner):
     def extract_timestamp(self, value, record_timestamp: int) -> int:
         return int(time.time() * 1000)

@@ -26,7 +26,7 @@ from connectors.hot_store import StoreConfig
 from connectors.kafka_sink import KEYED_RECORD_TYPE, add_keyed_sink, value_only_sink
 from connectors.kafka_source import OffsetPosition, raw_bytes_source
 from connectors.parquet_sink import parquet_file_sink
-from connectors.telemetry_batches import batches_by_shard, in_memory_payloads, java_side_output
+from connectors.telemetry_batches import batches_by_shard, discard, in_memory_payloads, java_side_output
 from fleet.config import PlatformConfig
 from jobs.job_main import job_main
 from jobs.pipeline_batch import EnrichBatch
@@ -166,6 +166,8 @@ def build(
         bronze.sink_to(parquet_file_sink(config.bronze_path, BRONZE_SCHEMA, part_prefix=config.bronze_part_prefix)).name("bronze parquet sink").uid("bronze-sink")
     if "dlq" in config.sinks:
         dlq.sink_to(value_only_sink(config.bootstrap_servers, config.dlq_topic, f"{config.transactional_id_prefix}-dlq")).name("dlq sink").uid("dlq-sink")
+    else:  # rejects are still counted (metric payloads_rejected); the caller chose not to keep them
+        discard(dlq, "dlq not kept", "dlq-discard")
     return PipelineStreams(enriched=enriched, bronze=bronze, dlq=dlq)
 
 

@@ -154,3 +154,17 @@ def test_duplicates_minutes_apart_are_dropped_within_the_ttl(job_config):
     stream = [orjson.dumps(e).decode() for e in valid] + [orjson.dumps(e).decode() for e in valid[:12]]
     enriched, dlq, _ = run_pipeline(platform, replace(config, sinks=frozenset()), stream)
     assert len(enriched) == 30 and dlq == []
+
+
+def test_rejects_without_a_dlq_sink_do_not_stop_the_job(job_config):
+    """A side output nobody consumes fails PyFlink on its first record: with the DLQ sink off
+    (`--sinks enriched`), rejects and bad registry records must still find a consumer."""
+    platform, config = job_config
+    valid = list(Fleet(FleetSpec(vehicles=2, seed=4)).take(6))
+    stream = ["{not json"] + [orjson.dumps(e).decode() for e in valid]
+    env = create_env(platform.flink)
+    raw = env.from_collection(stream, type_info=Types.STRING())
+    registry_raw = env.from_collection(["not a record"], type_info=Types.STRING())
+    streams = build(env, replace(config, sinks=frozenset()), raw=raw, registry_raw=registry_raw)
+    enriched = [orjson.loads(r[1]) for r in streams.enriched.execute_and_collect()]
+    assert sorted((e["vehicle_id"], e["timestamp"]) for e in enriched) == sorted((e["vehicle_id"], e["timestamp"]) for e in valid)
