@@ -1,8 +1,9 @@
 """Anomaly and offline detection: real-time alerts from `vehicle-telemetry`, once per episode.
 
-  source ─► batches per shard (Java) ─► alert detector: parse + validate + rules + offline scan ─► fan-out ─► `fleet-alerts` (Kafka)
-                                 (low battery · geofence · offline timer)   (SNS, local log,
-                                                                             vehicle status: offline)
+  source ─► batches per shard (Java) ─► alert detector ─► fan-out (jobs/alert_fanout) ─► `fleet-alerts` (Kafka)
+                                        (low battery ·      (storm guard; SNS PublishBatch,
+                                         geofence · offline  local log, vehicle status: offline)
+                                         scan per shard)
 
 The seed's Lambda 9.2 as a PyFlink job with its own consumer group. Alerts go out at least once,
 not exactly once: an exactly-once Kafka sink would hold every alert until the next checkpoint
