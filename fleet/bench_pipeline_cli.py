@@ -42,7 +42,7 @@ def cmd_bench_pipeline(args: argparse.Namespace, config: PlatformConfig) -> int:
     markdown = Path(args.markdown) if args.markdown else (None if plan.smoke else PROJECT_ROOT / "BENCHMARKS.md")
     # Plots go beside BENCHMARKS.md (they are committed with it); without one, beside the JSON.
     plot_dir = markdown.parent / "docs" / "benchmarks" if markdown else bench_dir
-    plots = write_plots(outcomes, plot_dir, "pipeline" if markdown else f"pipeline-{result['run_id']}")
+    plots = write_plots(outcomes, plot_dir, "pipeline" if markdown else f"pipeline-{result['run_id']}", result["sustained"])
     print(f"\nJSON: {json_path}\nplots: {', '.join(str(p) for p in plots)}")
     if markdown:
         print(f"markdown: {write_markdown(markdown, result, host, command, plots, json_path)}")
@@ -62,7 +62,7 @@ def _render(json_path: Path, args: argparse.Namespace) -> int:
 
     result, host, command = load_result(json_path)
     markdown = Path(args.markdown) if args.markdown else PROJECT_ROOT / "BENCHMARKS.md"
-    plots = write_plots(result["outcomes"], markdown.parent / "docs" / "benchmarks", "pipeline")
+    plots = write_plots(result["outcomes"], markdown.parent / "docs" / "benchmarks", "pipeline", result["sustained"])
     print(f"markdown: {write_markdown(markdown, result, host, command, plots, json_path)}")
     return 0
 

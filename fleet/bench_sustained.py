@@ -3,12 +3,14 @@ keeps up with, and ingest→telemetry-enriched latency at half that rate.
 
 The pipeline (every sink, exactly once) runs unbounded on the MiniCluster over a fresh topic. The
 simulator (device_sim) sends at rising rates, `step_s` seconds each, open loop (it never slows
-down for the job). After a step the job gets `grace_s` (two checkpoints and a little) to catch up:
-a rate is sustained if every event of the step is in telemetry-enriched by then, i.e. the lag
-stayed bounded. The first rate that is not ends the climb. Then half the highest sustained rate is
-sent again and every enriched event of that step is timed: received by a read_committed consumer
-minus `ingested_at_ms` (its Kafka create time) — what a downstream consumer sees, checkpoint
-interval included. The simulator in this process is a limit of its own (one core of Python):
+down for the job). A rate is sustained when the lag at the step's end is no more than `grace_s`
+(two checkpoints and a little: what exactly-once visibility explains) worth of events, and every
+event of the step is in telemetry-enriched within `grace_s` after it. The first rate that is not
+ends the climb. Then half the highest sustained rate is sent again and every enriched event of that
+step is timed two ways, both from `ingested_at_ms` (its Kafka create time): to when a read_committed
+consumer here received it (what a downstream consumer sees, the checkpoint included, and this
+process's own lag on a busy box) and to when the broker appended it (LogAppendTime: the job's own
+latency, before the commit makes it visible). The simulator in this process is a limit of its own (one core of Python):
 a step it could not send at ≥ 95 % of its target ends the climb too, and says so.
 """
 
@@ -50,7 +52,7 @@ SMOKE_SUSTAINED = SustainedPlan(rates=(100, 200), step_s=3.0, latency_s=3.0, veh
 class _Received:
     count: int = 0
     identities: set = field(default_factory=set)
-    samples: list[tuple[int, int]] = field(default_factory=list)  # (ingested_at_ms, received_ms)
+    samples: list[tuple[int, int, int]] = field(default_factory=list)  # (ingested_at_ms, appended_ms, received_ms)
 
 
 def _percentiles(values: list[float]) -> dict[str, float | None]:
@@ -83,7 +85,10 @@ class _Reader(threading.Thread):
                         event = orjson.loads(message.value())
                         self.received.count += 1
                         self.received.identities.add((event["vehicle_id"], event["timestamp"]))
-                        self.received.samples.append((event["ingested_at_ms"], now_ms))
+                        # Appended: the broker's LogAppendTime (the output topic's setting), when the job wrote
+                        # it; received: when this reader got it, the commit (checkpoint) included — and any lag
+                        # of this process on a busy box, which the appended figure does not have.
+                        self.received.samples.append((event["ingested_at_ms"], message.timestamp()[1], now_ms))
         finally:
             consumer.close()
 
@@ -138,7 +143,8 @@ def run_sustained(config: Any, settings: dict[str, str], input_topic: str, enric
             latency_window = None
             if best is not None and job.poll() is None:
                 half = best / 2
-                _drain(reader, produced, max(grace_s * 4, 60.0), job)  # the failed step's backlog first
+                _drain(reader, produced, max(grace_s * 4, 120.0), job)  # the failed step's backlog first
+                backlog = produced - reader.count()
                 began_ms = int(time.time() * 1000)
                 step = _step(bootstrap, input_topic, events, half, plan.latency_s, reader, produced, grace_s, job)
                 produced += step["produced"]
@@ -149,9 +155,12 @@ def run_sustained(config: Any, settings: dict[str, str], input_topic: str, enric
                 began_ms, ended_ms, half, achieved = latency_window
                 with reader.lock:
                     # The latency step's events only: their create time (ingested_at_ms) is within it.
-                    delays = [float(r - i) for i, r in reader.received.samples if began_ms <= i <= ended_ms]
-                latency = {"rate": half, "achieved_rate": achieved, "ingest_to_enriched_ms": _percentiles(delays)}
-                out(f"   latency at {half:,.0f}/s: ingest→telemetry-enriched ms {latency['ingest_to_enriched_ms']}")
+                    window = [(i, a, r) for i, a, r in reader.received.samples if began_ms <= i <= ended_ms]
+                latency = {"rate": half, "achieved_rate": achieved, "backlog_at_start": backlog,
+                           "ingest_to_enriched_ms": _percentiles([float(r - i) for i, _a, r in window]),
+                           "ingest_to_enriched_append_ms": _percentiles([float(a - i) for i, a, _r in window])}
+                out(f"   latency at {half:,.0f}/s: ingest→telemetry-enriched visible ms {latency['ingest_to_enriched_ms']}, "
+                    f"appended ms {latency['ingest_to_enriched_append_ms']} (backlog at start {backlog})")
         finally:
             for pid in [*descendants(job.pid), job.pid]:  # our own child and its JVM, by pid
                 try:
@@ -208,8 +217,13 @@ def _step(bootstrap: str, topic: str, events: Iterator[dict], rate: float, secon
     while reader.count() < target and time.monotonic() < deadline and job.poll() is None:
         time.sleep(0.2)
     lag_after = max(0, target - reader.count())
+    # Bounded: at the step's end the lag is no more than exactly-once visibility explains (the grace's
+    # worth of events), and the job has caught up within the grace. A job slightly slower than the
+    # rate fails the first test even when it drains its backlog within the grace.
+    end_lag = lags[-1] if lags else 0
+    bounded = lag_after == 0 and end_lag <= rate * grace_s
     return {
         "rate": rate, "achieved_rate": round(report.send_rate, 1), "produced": report.acknowledged,
-        "max_lag": max(lags, default=0), "lag_after_grace": lag_after, "bounded": lag_after == 0,
+        "max_lag": max(lags, default=0), "lag_at_end": end_lag, "lag_after_grace": lag_after, "bounded": bounded,
         "generator_kept_up": report.send_rate >= 0.95 * rate,
     }
