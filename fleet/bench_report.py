@@ -47,7 +47,8 @@ def rows(outcomes: list[StageOutcome]) -> list[tuple[str, ...]]:
             " ".join(f"{name} {v['records']}/{v['expected']}" for name, v in o.outputs.items()),
             f"{stage_cpu_per_1k(o):.3f}" if stage_cpu_per_1k(o) is not None else "–",
             f"{o.cpu_per_1k('broker'):.3f}" if o.cpu_per_1k("broker") is not None else "–",
-            " ".join(f"{r.split(' ')[0]} {e['peak_rss_mib']:.0f}" for r, e in sorted(stage_roles.items())),
+            # Helpers a client forks for a moment (a shell, a launcher) would only clutter the cell.
+            " ".join(f"{r.split(' ')[0]} {e['peak_rss_mib']:.0f}" for r, e in sorted(stage_roles.items()) if e["peak_rss_mib"] >= 5),
             # Other tenants' CPU during the stage, in cores: how far this row's conditions were from an idle box.
             f"{o.foreign_cpu_s / o.wall_s:.2f}" if o.wall_s else "–",
             "OK" if o.ok else "MISMATCH",
