@@ -220,7 +220,8 @@ def write_markdown(path: Path, result: dict[str, Any], host: dict[str, Any], com
         "# Benchmarks: the telemetry pipeline against the Kafka limit and a peer",
         "",
         f"Written by `telemetry bench pipeline` on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} (run `{result['run_id']}`). "
-        "Reproduce with the command below; every figure is from that one run.",
+        "Reproduce with the command below; every figure is from that one run. How the jobs got here, the "
+        "figures before the work, and where the time still goes: [docs/performance.md](docs/performance.md).",
         "",
         "```",
         command,
