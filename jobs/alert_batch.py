@@ -86,16 +86,19 @@ class AlertBatchDetector(KeyedProcessFunction):
             entry = (state, deadline)
             vehicles[vehicle_id] = entry
             changed[vehicle_id] = entry
-            for alert in alerts:
-                self.raised.inc()
-                alert["ingested_at_ms"] = ingested_at_ms
-                alert["raised_at_ms"] = now
-                yield orjson.dumps(alert).decode()
+            yield from self._emit(alerts, ingested_at_ms, now)
         if changed:
             self.state.put_all({vehicle: _encode(entry) for vehicle, entry in changed.items()})
             if shard not in self.timer_at:
                 timers.register_processing_time_timer(deadline)
                 self.timer_at[shard] = deadline
+
+    def _emit(self, alerts: list[dict[str, Any]], ingested_at_ms: int | None, raised_at_ms: int) -> Iterable[str]:
+        for alert in alerts:
+            self.raised.inc()
+            alert["ingested_at_ms"] = ingested_at_ms  # None for offline: no event caused it
+            alert["raised_at_ms"] = raised_at_ms
+            yield orjson.dumps(alert).decode()
 
     def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterable[str]:
         shard = ctx.get_current_key()
@@ -110,11 +113,7 @@ class AlertBatchDetector(KeyedProcessFunction):
                 continue
             state, alerts = on_silence(state, vehicle_id, self.policy)
             changed[vehicle_id] = (state, None)
-            for alert in alerts:
-                self.raised.inc()
-                alert["ingested_at_ms"] = None
-                alert["raised_at_ms"] = timestamp
-                yield orjson.dumps(alert).decode()
+            yield from self._emit(alerts, None, timestamp)
         if changed:
             vehicles.update(changed)
             self.state.put_all({vehicle: _encode(entry) for vehicle, entry in changed.items()})
