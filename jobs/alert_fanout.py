@@ -20,7 +20,7 @@
   attribute, so a checkpoint taken between an alert's arrival and its flush holds it: a restore
   flushes it again (at least once, same ids). A publish still failing after its retries fails the
   job, which restarts from the checkpoint and replays. A bounded input flushes at its end through
-  an event-time timer only the final watermark reaches (END_OF_INPUT), as the store writer does.
+  an event-time timer only the final watermark reaches (END_OF_INPUT).
 """
 
 from __future__ import annotations

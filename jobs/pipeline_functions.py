@@ -1,5 +1,5 @@
-"""Python functions and types shared by the jobs: per-record parsing (the anomaly job, smoke runs),
-the registry parser, output tags and the state TTL workaround. The pipeline's batch operator is
+"""Python functions and types shared by the jobs: the registry parser, output tags, the state TTL
+workaround and the end-of-input timer. The pipeline's batch operator is
 jobs/pipeline_batch.py."""
 
 from __future__ import annotations
@@ -8,19 +8,16 @@ from typing import Any, Iterable
 
 from pyflink.common import Row, Types
 from pyflink.datastream import OutputTag
-from pyflink.datastream.functions import ProcessFunction, RuntimeContext
+from pyflink.datastream.functions import ProcessFunction
 from pyflink.datastream.state import MapStateDescriptor
 
 from connectors.parquet_sink import ParquetSchema
 from udfs.dlq import dlq_record, encode_dlq_record
 from udfs.enrich import BRONZE_COLUMNS
-from udfs.telemetry_schema import Rejection, parse, parse_timestamp_ms
+from udfs.telemetry_schema import Rejection
 from udfs.vehicle_registry import parse_registry_record
 
 # (vehicle_id, event_time_ms, ingested_at_ms, payload JSON): what survives validation.
-VALID_TYPE = Types.ROW_NAMED(
-    ["vehicle_id", "event_time_ms", "ingested_at_ms", "payload"], [Types.LONG(), Types.LONG(), Types.LONG(), Types.STRING()]
-)
 REGISTRY_TYPE = Types.ROW_NAMED(["vehicle_id", "vehicle_type"], [Types.LONG(), Types.STRING()])
 BRONZE_SCHEMA = ParquetSchema(BRONZE_COLUMNS)
 
@@ -49,34 +46,6 @@ def _as_bytes(raw: Any) -> bytes:
     if isinstance(raw, bytes):
         return raw
     return raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
-
-
-class ParseAndValidate(ProcessFunction):
-    """Raw Kafka value → VALID_TYPE row, or a DLQ record with the reason. Never raises on input."""
-
-    def __init__(self, topic: str, *, to_dlq: bool = True):
-        self.topic = topic
-        # The alert job reads the same topic as the pipeline, which already writes every reject
-        # to the DLQ once: it only counts them.
-        self.to_dlq = to_dlq
-
-    def open(self, runtime_context: RuntimeContext) -> None:
-        self.rejected = runtime_context.get_metrics_group().counter("payloads_rejected")
-
-    def process_element(self, raw: Any, ctx: ProcessFunction.Context) -> Iterable:
-        payload = _as_bytes(raw)
-        result = parse(payload)
-        if isinstance(result, Rejection):
-            self.rejected.inc()
-            if self.to_dlq:
-                record = dlq_record(payload, result, stage="telemetry-pipeline", source={"topic": self.topic})
-                yield DLQ_TAG, encode_dlq_record(record).decode()
-            return
-        # The record's timestamp is when it entered Kafka (the producer's create time).
-        ingested = ctx.timestamp()
-        if ingested is None or ingested < 0:
-            ingested = ctx.timer_service().current_processing_time()
-        yield Row(result["vehicle_id"], parse_timestamp_ms(result["timestamp"]), ingested, payload.decode("utf-8"))
 
 
 class ParseRegistry(ProcessFunction):
