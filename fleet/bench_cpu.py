@@ -133,10 +133,17 @@ class CpuSampler:
             cpu = cpu_seconds(pid)
             if cpu is None:
                 continue
-            series = self.series.setdefault(pid, ProcessSeries(role, pid))
+            rss = peak_rss_mib(pid)
+            series = self.series.get(pid)
+            if series is None:
+                if rss is None:
+                    # Exited between the two reads, or a zombie (its status has no VmHWM): never
+                    # seen alive, so there is nothing to measure for it.
+                    continue
+                series = self.series[pid] = ProcessSeries(role, pid)
             series.times.append(now)
             series.cpu.append(cpu)
-            series.peak_rss_mib = max(series.peak_rss_mib, peak_rss_mib(pid) or 0.0)
+            series.peak_rss_mib = max(series.peak_rss_mib, rss or 0.0)
 
     def by_role(self, window: tuple[float, float] | None = None) -> dict[str, dict[str, float]]:
         """{role: {cpu_s, cpu_s_window, peak_rss_mib}}; processes sharing a role are summed (RSS: max)."""
