@@ -12,6 +12,13 @@ consumer here received it (what a downstream consumer sees, the checkpoint inclu
 process's own lag on a busy box) and to when the broker appended it (LogAppendTime: the job's own
 latency, before the commit makes it visible). The simulator in this process is a limit of its own (one core of Python):
 a step it could not send at ≥ 95 % of its target ends the climb too, and says so.
+
+The latency step times the other sinks too (fleet.bench_latency): every event of the step to when it
+is first seen in the hot store (polled read-only beside the writer) and in a committed Bronze file
+(bound by the checkpoint interval: files commit with the checkpoint), and, with the alerts job
+running beside the pipeline (a second MiniCluster, started after the climb so it does not distort
+it), a known number of low-battery sentinels spread over the step to their alerts. Each count must
+be exact: a missing row, file row or alert is a problem, like a missing enriched event.
 """
 
 from __future__ import annotations
@@ -31,9 +38,14 @@ from confluent_kafka import TopicPartition
 from connectors.kafka_clients import make_consumer
 from device_sim.fleet_model import Fleet, FleetSpec
 from device_sim.kafka_output import produce_events
-from fleet.bench_cpu import descendants
 from fleet.bench_input import CALM_RADIUS_KM
+from fleet.bench_latency import BRONZE_POLL_S, HOT_STORE_POLL_S, LatencyProbes, stop_process_tree
 from infra.flink_cluster import PROJECT_ROOT
+from udfs.telemetry_schema import parse_timestamp_ms
+
+# Issue F's latency targets at half the highest sustained rate (p99). Bronze has none: a file
+# commits when a checkpoint completes, so its latency is the checkpoint interval's by design.
+TARGET_P99_MS = {"ingest_to_alert_ms": 300.0, "ingest_to_hot_store_ms": 2_000.0}
 
 
 @dataclass(frozen=True)
@@ -43,9 +55,10 @@ class SustainedPlan:
     latency_s: float = 30.0
     vehicles: int = 50_000
     start_timeout_s: float = 180.0
+    alert_sentinels: int = 60  # low-battery sentinels spread over the latency step, one alert each
 
 
-SMOKE_SUSTAINED = SustainedPlan(rates=(100, 200), step_s=3.0, latency_s=3.0, vehicles=200)
+SMOKE_SUSTAINED = SustainedPlan(rates=(100, 200), step_s=3.0, latency_s=3.0, vehicles=200, alert_sentinels=6)
 
 
 @dataclass
@@ -53,6 +66,9 @@ class _Received:
     count: int = 0
     identities: set = field(default_factory=set)
     samples: list[tuple[int, int, int]] = field(default_factory=list)  # (ingested_at_ms, appended_ms, received_ms)
+    # (vehicle_id, event ms) → ingested_at_ms of the events ingested from `ingest_from_ms` on: the
+    # latency step's, whose hot-store rows carry no ingest time of their own.
+    ingested: dict[tuple[int, int], int] = field(default_factory=dict)
 
 
 def _percentiles(values: list[float]) -> dict[str, float | None]:
@@ -70,6 +86,8 @@ class _Reader(threading.Thread):
         self.received = _Received()
         self.stop_event = threading.Event()
         self.lock = threading.Lock()
+        self.ingest_from_ms = float("inf")
+        self.first_fleet_id = FleetSpec().first_vehicle_id  # below it: the latency step's alert sentinels, timed apart
 
     def run(self) -> None:
         consumer = make_consumer(self.bootstrap, f"bench-sustained-reader-{time.time_ns()}")
@@ -85,10 +103,15 @@ class _Reader(threading.Thread):
                         event = orjson.loads(message.value())
                         self.received.count += 1
                         self.received.identities.add((event["vehicle_id"], event["timestamp"]))
+                        if event["vehicle_id"] < self.first_fleet_id:
+                            continue
                         # Appended: the broker's LogAppendTime (the output topic's setting), when the job wrote
                         # it; received: when this reader got it, the commit (checkpoint) included — and any lag
                         # of this process on a busy box, which the appended figure does not have.
-                        self.received.samples.append((event["ingested_at_ms"], message.timestamp()[1], now_ms))
+                        ingested = event["ingested_at_ms"]
+                        self.received.samples.append((ingested, message.timestamp()[1], now_ms))
+                        if ingested >= self.ingest_from_ms:
+                            self.received.ingested[(event["vehicle_id"], parse_timestamp_ms(event["timestamp"]))] = ingested
         finally:
             consumer.close()
 
@@ -111,6 +134,7 @@ def run_sustained(config: Any, settings: dict[str, str], input_topic: str, enric
     problems: list[str] = []
     steps: list[dict[str, Any]] = []
     latency: dict[str, Any] = {}
+    probes: LatencyProbes | None = None
     produced = 0
     with log.open("wb") as err:
         job = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=PROJECT_ROOT)  # noqa: S603
@@ -143,34 +167,28 @@ def run_sustained(config: Any, settings: dict[str, str], input_topic: str, enric
             latency_window = None
             if best is not None and job.poll() is None:
                 half = best / 2
+                # The alerts job starts now, not for the climb (two MiniClusters on 2 cores would lower
+                # it), and its JVM starts while the failed step's backlog drains.
+                probes = LatencyProbes(config, settings, input_topic, folder)
+                probes.open()
                 _drain(reader, produced, max(grace_s * 4, 120.0), job)  # the failed step's backlog first
+                produced += probes.warm_up(plan.start_timeout_s)
                 backlog = produced - reader.count()
                 began_ms = int(time.time() * 1000)
-                step = _step(bootstrap, input_topic, events, half, plan.latency_s, reader, produced, grace_s, job)
-                produced += step["produced"]
+                reader.ingest_from_ms = began_ms
+                sent = probes.watch(events, plan.alert_sentinels, plan.latency_s)
+                step = _step(bootstrap, input_topic, iter(sent), half, plan.latency_s, reader, produced, grace_s, job)
+                produced += step["produced"] + probes.sentinels_sent()
                 latency_window = (began_ms, int(time.time() * 1000), half, step["achieved_rate"])
             # Everything sent must arrive exactly once (the last step's grace may not have sufficed).
             _drain(reader, produced, max(grace_s * 4, 30.0), job)
-            if latency_window is not None:
-                began_ms, ended_ms, half, achieved = latency_window
-                with reader.lock:
-                    # The latency step's events only: their create time (ingested_at_ms) is within it.
-                    window = [(i, a, r) for i, a, r in reader.received.samples if began_ms <= i <= ended_ms]
-                latency = {"rate": half, "achieved_rate": achieved, "backlog_at_start": backlog,
-                           "ingest_to_enriched_ms": _percentiles([float(r - i) for i, _a, r in window]),
-                           "ingest_to_enriched_append_ms": _percentiles([float(a - i) for i, a, _r in window])}
-                out(f"   latency at {half:,.0f}/s: ingest→telemetry-enriched visible ms {latency['ingest_to_enriched_ms']}, "
-                    f"appended ms {latency['ingest_to_enriched_append_ms']} (backlog at start {backlog})")
+            if latency_window is not None and probes is not None:
+                latency = _latency(reader, probes, latency_window, backlog, max(grace_s * 2, 30.0), problems)
+                _print_latency(latency, out)
         finally:
-            for pid in [*descendants(job.pid), job.pid]:  # our own child and its JVM, by pid
-                try:
-                    import os
-                    import signal
-
-                    os.kill(pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            job.wait(30)
+            if probes is not None:
+                probes.stop()
+            stop_process_tree(job)
             reader.stop_event.set()
             reader.join(10)
     received = reader.received
@@ -181,6 +199,48 @@ def run_sustained(config: Any, settings: dict[str, str], input_topic: str, enric
     best = max((s["rate"] for s in steps if s["bounded"]), default=None)
     return {"steps": steps, "max_sustained_rate": best, "latency": latency, "produced": produced, "received": received.count,
             "distinct": len(received.identities), "grace_s": grace_s, "step_s": plan.step_s, "problems": problems}
+
+
+def _latency(reader: _Reader, probes: LatencyProbes, window_ms: tuple[int, int, float, float], backlog: int,
+             timeout_s: float, problems: list[str]) -> dict[str, Any]:
+    """The latency step's figures: enriched from the reader's samples, the other sinks from the probes."""
+    began_ms, ended_ms, half, achieved = window_ms
+    with reader.lock:
+        # The latency step's events only: their create time (ingested_at_ms) is within it.
+        window = [(i, a, r) for i, a, r in reader.received.samples if began_ms <= i <= ended_ms]
+        ingested = dict(reader.received.ingested)
+    samples = probes.collect(ingested, timeout_s)
+    problems += samples.problems
+    where = probes.where
+    return {
+        "rate": half, "achieved_rate": achieved, "backlog_at_start": backlog,
+        "ingest_to_enriched_ms": _percentiles([float(r - i) for i, _a, r in window]),
+        "ingest_to_enriched_append_ms": _percentiles([float(a - i) for i, a, _r in window]),
+        # First seen by a read-only poller, so up to one poll interval late (poll_ms).
+        "ingest_to_hot_store_ms": None if samples.hot_store is None else _percentiles(samples.hot_store),
+        "ingest_to_bronze_ms": _percentiles(samples.bronze),
+        "ingest_to_alert_ms": _percentiles(samples.alert),  # sentinel's Kafka create time → alert received
+        "ingest_to_alert_append_ms": _percentiles(samples.alert_append),  # → alert appended (LogAppendTime)
+        "events_timed": samples.expected_events, "alert_sentinels": samples.alerts_sent, "alerts_by_kind": samples.alerts_by_kind,
+        "alerts_job": "alongside the pipeline (a second MiniCluster, started after the climb)",
+        "poll_ms": {"hot_store": round(HOT_STORE_POLL_S * 1000), "bronze": round(BRONZE_POLL_S * 1000)},
+        "bronze_files_read": samples.bronze_files, "checkpoint_interval_ms": where.checkpoint_interval_ms,
+        "hot_store_path": str(where.hot_store) if where.hot_store else None, "bronze_path": where.bronze_uri,
+        "targets_p99_ms": TARGET_P99_MS, "notes": samples.notes,
+    }
+
+
+def _print_latency(latency: dict[str, Any], out: Callable[[str], None]) -> None:
+    def brief(name: str) -> str:
+        figures = latency.get(name) or {}
+        return f"p50 {figures.get('p50')} p95 {figures.get('p95')} p99 {figures.get('p99')} ({figures.get('samples', 0)})"
+
+    out(f"   latency at {latency['rate']:,.0f}/s (ms, samples): ingest→telemetry-enriched visible {brief('ingest_to_enriched_ms')}, "
+        f"appended {brief('ingest_to_enriched_append_ms')}; hot store {brief('ingest_to_hot_store_ms')}; "
+        f"Bronze committed {brief('ingest_to_bronze_ms')}; alert received {brief('ingest_to_alert_ms')}, "
+        f"appended {brief('ingest_to_alert_append_ms')} (backlog at start {latency['backlog_at_start']})")
+    for note in latency["notes"]:
+        out(f"   note: {note}")
 
 
 def _drain(reader: _Reader, produced: int, timeout_s: float, job: subprocess.Popen) -> None:

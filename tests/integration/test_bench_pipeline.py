@@ -85,7 +85,7 @@ def test_every_stage_has_a_rate_and_its_processes_measured(smoke_run):
     assert set(report["ratios"]) == set(STAGES) and report["ratios"]["limit"]["to_limit"] == ("1.00" if limit_rate else "–")
 
 
-def test_sustained_load_climbs_and_times_every_event(smoke_run):
+def test_sustained_load_climbs_and_times_every_event(smoke_run, platform_config):
     _, report, _, _ = smoke_run
     sustained = report["sustained"]
     assert sustained["problems"] == []
@@ -97,9 +97,18 @@ def test_sustained_load_climbs_and_times_every_event(smoke_run):
     if sustained["max_sustained_rate"] is not None:
         latency = sustained["latency"]
         assert latency["rate"] == sustained["max_sustained_rate"] / 2
-        for kind in ("ingest_to_enriched_ms", "ingest_to_enriched_append_ms"):
+        # Every event of the latency step timed to every pipeline sink, once each (a missing or repeated
+        # row would also be in `problems`); the alert sentinels' alerts, one per sentinel.
+        timed, sentinels = int(latency["rate"] * SMOKE.sustained.latency_s), SMOKE.sustained.alert_sentinels
+        assert latency["events_timed"] == timed and latency["alert_sentinels"] == sentinels
+        expected = {"ingest_to_enriched_ms": timed, "ingest_to_enriched_append_ms": timed, "ingest_to_hot_store_ms": timed,
+                    "ingest_to_bronze_ms": timed, "ingest_to_alert_ms": sentinels, "ingest_to_alert_append_ms": sentinels}
+        for kind, samples in expected.items():
             assert set(latency[kind]) == {"p50", "p95", "p99", "max", "samples"}, kind
-            assert latency[kind]["samples"] == int(latency["rate"] * SMOKE.sustained.latency_s), kind
+            assert latency[kind]["samples"] == samples, kind
+        # A calm fleet raises nothing: the timed sentinels and one warm-up sentinel per input partition.
+        warmup = platform_config.kafka.topic("telemetry").partitions
+        assert latency["alerts_by_kind"] == {"low_battery": sentinels + warmup}
 
 
 def test_the_report_files(smoke_run):
@@ -108,6 +117,9 @@ def test_the_report_files(smoke_run):
     for stage in STAGES:
         assert f"| {stage} |" in text
     assert "bench pipeline --smoke" in text and "## Machine" in text and "## Sustained open-loop load" in text
+    if report["sustained"]["max_sustained_rate"] is not None:
+        for path in ("| hot store row", "| Bronze file committed", "| alert received"):
+            assert path in text, path
     plots = [markdown.parent / "docs" / "benchmarks" / f"pipeline-{kind}.png" for kind in ("rates", "cpu", "sustained")]
     for plot in plots:
         assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
