@@ -30,6 +30,7 @@ from fleet.bench_cpu import machine_busy_seconds
 from fleet.bench_input import BenchInput, InputSpec, preload
 from fleet.bench_output import OUTPUT_TOPIC_CONFIGS
 from fleet.bench_stages import StageRun, run_flink_cluster, run_flink_local, run_process
+from fleet.bench_state import SMOKE_STATE, StatePlan, measure_state
 from fleet.bench_sustained import SMOKE_SUSTAINED, SustainedPlan, run_sustained
 from fleet.config import PlatformConfig, TopicSpec
 from infra.flink_cluster import PROJECT_ROOT, FlinkCluster
@@ -58,6 +59,7 @@ class BenchPlan:
     seed: int = 42
     smoke: bool = False
     sustained: SustainedPlan | None = SustainedPlan()  # None: no open-loop climb, no latency
+    state: StatePlan | None = StatePlan()  # None: no state and checkpoints at 100K vehicles
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.stages if s not in STAGES]
@@ -67,7 +69,7 @@ class BenchPlan:
             raise ValueError("events must be >= vehicles >= 1")
 
 
-SMOKE = BenchPlan(events=3_000, vehicles=300, stage_timeout_s=300.0, smoke=True, sustained=SMOKE_SUSTAINED)
+SMOKE = BenchPlan(events=3_000, vehicles=300, stage_timeout_s=300.0, smoke=True, sustained=SMOKE_SUSTAINED, state=SMOKE_STATE)
 
 
 def stage_settings(config: PlatformConfig, data: BenchInput, tag: str, folder: Path, *, parallelism: int = 1) -> dict[str, str]:
@@ -135,11 +137,23 @@ class PipelineBenchmark:
                 outcomes.append(outcome)
             self._stop_cluster()
             sustained = self._sustained(data) if plan.sustained else None
+            state = self._state() if plan.state else None
         finally:
             if started_servers:
                 self.infra.down(started_servers)
         return {"run_id": self.run_id, "folder": str(self.folder), "plan": plan, "input": data, "outcomes": outcomes,
-                "peer_version": self.peer_version, "sustained": sustained}
+                "peer_version": self.peer_version, "sustained": sustained, "state": state}
+
+    def _state(self) -> dict[str, Any]:
+        """State, checkpoints and TaskManager memory with many vehicles' state (fleet.bench_state), last:
+        its own topic and cluster."""
+        plan = self.plan.state
+        assert plan is not None
+        self.out(f"\n== state: {plan.vehicles:,} vehicles' state in the pipeline and the alerts job (standalone cluster), checkpoints and RSS")
+        result = measure_state(self.config, plan, self.folder / "state", prefix=f"bench-{self.run_id}-state", out=self.out)
+        for problem in result["problems"]:
+            self.out(f"   !! {problem}")
+        return result
 
     def _sustained(self, data: BenchInput) -> dict[str, Any]:
         """The open-loop climb (fleet.bench_sustained) on a topic of its own, after the drains."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import shlex
 import sys
 from dataclasses import replace
@@ -16,6 +17,7 @@ from infra.flink_cluster import PROJECT_ROOT
 def cmd_bench_pipeline(args: argparse.Namespace, config: PlatformConfig) -> int:
     from fleet.bench_pipeline import SMOKE, STAGES, BenchPlan, run_pipeline_benchmark
     from fleet.bench_report import format_table, machine, sustained_summary, write_json, write_markdown, write_plots
+    from fleet.bench_state import add_state_to_json, state_summary
 
     if args.render:
         return _render(Path(args.render), args)
@@ -25,6 +27,8 @@ def cmd_bench_pipeline(args: argparse.Namespace, config: PlatformConfig) -> int:
         overrides["stages"] = tuple(args.stages)
     if args.no_sustained:
         overrides["sustained"] = None
+    if args.no_state:
+        overrides["state"] = None
     try:
         plan = replace(plan, **overrides)
     except ValueError as exc:
@@ -37,8 +41,10 @@ def cmd_bench_pipeline(args: argparse.Namespace, config: PlatformConfig) -> int:
     outcomes = result["outcomes"]
     print("\n" + format_table(outcomes))
     print(sustained_summary(result["sustained"]))
+    print(state_summary(result["state"]))
     bench_dir = config.infra.run_dir / "bench"
     json_path = write_json(result, bench_dir, host, command)
+    add_state_to_json(json_path, result["state"])
     markdown = Path(args.markdown) if args.markdown else (None if plan.smoke else PROJECT_ROOT / "BENCHMARKS.md")
     # Plots go beside BENCHMARKS.md (they are committed with it); without one, beside the JSON.
     plot_dir = markdown.parent / "docs" / "benchmarks" if markdown else bench_dir
@@ -47,6 +53,7 @@ def cmd_bench_pipeline(args: argparse.Namespace, config: PlatformConfig) -> int:
     if markdown:
         print(f"markdown: {write_markdown(markdown, result, host, command, plots, json_path)}")
     problems = [p for o in outcomes for p in o.problems] + list((result["sustained"] or {}).get("problems", []))
+    problems += list((result["state"] or {}).get("problems", []))
     if problems:
         print("\nMISMATCH — these stages did not output exactly what the input says they must:", file=sys.stderr)
         for problem in problems:
@@ -61,6 +68,7 @@ def _render(json_path: Path, args: argparse.Namespace) -> int:
     from fleet.bench_report import load_result, write_markdown, write_plots
 
     result, host, command = load_result(json_path)
+    result["state"] = json.loads(json_path.read_text()).get("state")  # fleet.bench_state's part of the JSON
     markdown = Path(args.markdown) if args.markdown else PROJECT_ROOT / "BENCHMARKS.md"
     plots = write_plots(result["outcomes"], markdown.parent / "docs" / "benchmarks", "pipeline", result["sustained"])
     print(f"markdown: {write_markdown(markdown, result, host, command, plots, json_path)}")
@@ -85,6 +93,8 @@ def _command_line(args: argparse.Namespace) -> str:
         words += ["--stages", *args.stages]
     if args.no_sustained:
         words.append("--no-sustained")
+    if args.no_state:
+        words.append("--no-state")
     return " ".join(shlex.quote(w) for w in words)
 
 
@@ -101,4 +111,5 @@ def add_parser(bench_cmd: argparse._SubParsersAction, add: Callable[..., argpars
     sub.add_argument("--stage-timeout", type=float, default=None, help="seconds before a stage is killed and reported")
     sub.add_argument("--render", default=None, metavar="JSON", help="run nothing: write BENCHMARKS.md and the plots from a run's JSON")
     sub.add_argument("--no-sustained", action="store_true", help="skip the open-loop climb and the latency step")
+    sub.add_argument("--no-state", action="store_true", help="skip state, checkpoints and TaskManager RSS with 100K vehicles' state")
     sub.add_argument("--markdown", default=None, help="where to write the report (default: BENCHMARKS.md at the repo root; none with --smoke)")

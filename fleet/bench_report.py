@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from fleet.bench_checks import StageOutcome
+from fleet.bench_state import state_markdown
 
 HEADER = ("stage", "events/s", "× limit", "× peer", "outputs (got/expected)", "CPU s/1K events", "broker CPU s/1K", "peak RSS MiB",
           "others' load (cores)", "check")
@@ -273,6 +274,7 @@ def write_markdown(path: Path, result: dict[str, Any], host: dict[str, Any], com
         lines.append("")
     lines += targets_markdown(outcomes, peer)
     lines += sustained_markdown(result.get("sustained"), peer)
+    lines += state_markdown(result.get("state"))
     lines += ["## CPU and memory per process", "", process_table(outcomes), "",
               "## Plots", "", *(f"![{p.stem}]({rel(p)})" for p in plots), "",
               f"Raw figures: `{json_path}` (written by the run; not committed).", "",
