@@ -124,6 +124,38 @@ def taskmanager_memory(cluster: FlinkCluster, tm_id: str) -> dict[str, float | N
             for key, name in TM_METRICS.items()}
 
 
+def checkpoint_config(cluster: FlinkCluster, job_id: str) -> dict[str, Any]:
+    """What the job checkpoints with, as Flink says (backend, unaligned, …): proof of what was measured."""
+    try:
+        info = cluster._get(f"/jobs/{job_id}/checkpoints/config")  # noqa: SLF001
+    except (OSError, ValueError) as exc:
+        return {"error": str(exc)}
+    return {k: info.get(k) for k in ("mode", "interval", "state_backend", "checkpoint_storage", "unaligned_checkpoints",
+                                     "state_changelog_enabled") if k in info}
+
+
+def checkpoint_breakdown(cluster: FlinkCluster, job_id: str, checkpoint_id: int) -> list[dict[str, Any]]:
+    """Where one checkpoint's time went, per vertex (slowest subtask): how long the barrier took to
+    reach it (start delay: backpressure ahead of it), alignment, and its own sync and async parts."""
+    names = {v["id"]: v["name"] for v in cluster.job(job_id)["vertices"]}
+    found = []
+    for vertex_id, name in names.items():
+        try:
+            detail = cluster._get(f"/jobs/{job_id}/checkpoints/details/{checkpoint_id}/subtasks/{vertex_id}")  # noqa: SLF001
+        except (OSError, ValueError):
+            continue  # gone from the history already, or the vertex had finished
+        subtasks = [t for t in detail.get("subtasks", []) if t.get("status") == "completed"]
+        if not subtasks:
+            continue
+        pick = lambda f: max((f(t) or 0) for t in subtasks)  # noqa: E731
+        found.append({"vertex": name[:80], "end_to_end_ms": pick(lambda t: t.get("end_to_end_duration")),
+                      "start_delay_ms": pick(lambda t: t.get("start_delay")),
+                      "alignment_ms": pick(lambda t: (t.get("alignment") or {}).get("duration")),
+                      "sync_ms": pick(lambda t: (t.get("checkpoint") or {}).get("sync")),
+                      "async_ms": pick(lambda t: (t.get("checkpoint") or {}).get("async"))})
+    return sorted(found, key=lambda v: v["end_to_end_ms"])
+
+
 def checkpoint_record(entry: dict[str, Any]) -> dict[str, Any]:
     """One checkpoint of `/jobs/<id>/checkpoints` history, in this report's words."""
     return {"id": entry["id"], "status": entry.get("status"), "trigger_ms": entry.get("trigger_timestamp"),
@@ -157,6 +189,7 @@ class _Job:
     checkpoints: dict[int, dict[str, Any]] = field(default_factory=dict)
     failed_checkpoints: int = 0
     processed_at_ms: int | None = None  # when its committed offsets first reached the topic's end
+    slowest: dict[str, Any] = field(default_factory=dict)  # the slowest completed checkpoint, per vertex
     consumer: Any = None
 
     def poll(self, cluster: FlinkCluster, topic: str, end: dict[int, int]) -> None:
@@ -168,8 +201,12 @@ class _Job:
         # The history holds the last few only (web.checkpoints.history): polled often enough, every
         # checkpoint is seen once it is final.
         for entry in stats.get("history", []):
-            if entry.get("status") in ("COMPLETED", "FAILED"):
-                self.checkpoints.setdefault(entry["id"], checkpoint_record(entry))
+            if entry.get("status") in ("COMPLETED", "FAILED") and entry["id"] not in self.checkpoints:
+                record = self.checkpoints[entry["id"]] = checkpoint_record(entry)
+                if record["status"] == "COMPLETED" and (record["duration_ms"] or 0) > (self.slowest.get("duration_ms") or 0):
+                    # Read now: Flink keeps a checkpoint's details only while it is in the history.
+                    self.slowest = {"id": record["id"], "duration_ms": record["duration_ms"],
+                                    "vertices": checkpoint_breakdown(cluster, self.job_id, record["id"])}
         if self.processed_at_ms is None and self.lag(topic, end) == 0:
             self.processed_at_ms = int(time.time() * 1000)
 
@@ -243,11 +280,11 @@ def _job_result(cluster: FlinkCluster, job: _Job, outputs: dict[str, Any]) -> di
         memory = {"error": str(exc)}
     drained = (job.processed_at_ms / 1000 - job.started) if job.processed_at_ms else None
     return {
-        "job_id": job.job_id, "taskmanager_id": job.tm_id,
+        "job_id": job.job_id, "taskmanager_id": job.tm_id, "checkpoint_config": checkpoint_config(cluster, job.job_id),
         "submit_to_lag_0_s": round(drained, 1) if drained is not None else None,
         "checkpoints": {"idle": summarise(job.idle()), "under_load": summarise(job.under_load()),
                         "completed": sum(1 for c in job.checkpoints.values() if c["status"] == "COMPLETED"),
-                        "failed": job.failed_checkpoints},
+                        "failed": job.failed_checkpoints, "slowest": job.slowest},
         "taskmanager": {**rss_mib(job.tm_pid), **memory},
         "outputs": outputs,
     }
@@ -460,5 +497,17 @@ def state_markdown(state: dict[str, Any] | None) -> list[str]:
         ):
             ratio, met = _verdict(measured, target)
             lines.append(f"| {text} | {kind} | {'–' if measured is None else f'{measured:,.0f} {unit}'} | {ratio} | {met} |")
-    lines += [""] + [f"- **{p}**" for p in state["problems"]] + ([""] if state["problems"] else [])
+    lines += [""] + [line for kind, result in jobs.items() for line in _slowest_line(kind, result)]
+    lines += [f"- **{p}**" for p in state["problems"]] + [""]
     return lines
+
+
+def _slowest_line(kind: str, result: dict[str, Any]) -> list[str]:
+    """Where the slowest checkpoint's time went: a barrier that reaches a vertex late is waiting
+    behind the records ahead of it (backpressure); sync/async are that vertex's own state work."""
+    slowest = result["checkpoints"].get("slowest") or {}
+    if not slowest.get("vertices"):
+        return []
+    parts = "; ".join(f"{v['vertex'][:48]} {_ms(v['start_delay_ms'])}/{_ms(v['alignment_ms'])}/{_ms(v['sync_ms'])}/{_ms(v['async_ms'])}"
+                      for v in slowest["vertices"])
+    return [f"- Slowest checkpoint of {kind}: {_ms(slowest['duration_ms'])} ms; per vertex, barrier delay/alignment/sync/async ms: {parts}"]
