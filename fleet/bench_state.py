@@ -14,7 +14,9 @@ and checkpoint size and checkpoint duration with 100K vehicles' state", "TaskMan
      `idle_checkpoints` more completed; then per job: checkpoint end-to-end duration, checkpointed
      size (what the checkpoint wrote: for RocksDB incremental checkpoints only the new files) and
      state size (the full state it stands for), the TaskManager JVM's peak (VmHWM) and current RSS
-     from /proc, heap and managed memory from the TaskManager's metrics; the sinks are counted.
+     from /proc (in thread mode the JVM embeds the jobs' Python interpreter: its memory is in the
+     RSS too), heap and managed memory from the TaskManager's metrics, and where the slowest
+     checkpoint's time went per vertex; the sinks are counted.
 
 Why `events_per_vehicle` = 5 by default: one event gives a vehicle its alert state (jobs/alert_batch.py)
 and its dedup state (udfs/dedup.py), but a dedup state of one time is not a typical one; five make
