@@ -286,7 +286,11 @@ def _job_result(cluster: FlinkCluster, job: _Job, outputs: dict[str, Any]) -> di
         "submit_to_lag_0_s": round(drained, 1) if drained is not None else None,
         "checkpoints": {"idle": summarise(job.idle()), "under_load": summarise(job.under_load()),
                         "completed": sum(1 for c in job.checkpoints.values() if c["status"] == "COMPLETED"),
-                        "failed": job.failed_checkpoints, "slowest": job.slowest},
+                        # Flink's count includes triggers refused while tasks were still starting (not
+                        # checkpoints that ran and failed: those are in the history, counted next).
+                        "failed": job.failed_checkpoints,
+                        "failed_after_trigger": sum(1 for c in job.checkpoints.values() if c["status"] == "FAILED"),
+                        "slowest": job.slowest},
         "taskmanager": {**rss_mib(job.tm_pid), **memory},
         "outputs": outputs,
     }
