@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import shlex
 import sys
 from dataclasses import replace
@@ -17,7 +16,7 @@ from infra.flink_cluster import PROJECT_ROOT
 def cmd_bench_pipeline(args: argparse.Namespace, config: PlatformConfig) -> int:
     from fleet.bench_pipeline import SMOKE, STAGES, BenchPlan, run_pipeline_benchmark
     from fleet.bench_report import format_table, machine, sustained_summary, write_json, write_markdown, write_plots
-    from fleet.bench_state import add_state_to_json, state_summary
+    from fleet.bench_state import state_summary
 
     if args.render:
         return _render(Path(args.render), args)
@@ -44,7 +43,6 @@ def cmd_bench_pipeline(args: argparse.Namespace, config: PlatformConfig) -> int:
     print(state_summary(result["state"]))
     bench_dir = config.infra.run_dir / "bench"
     json_path = write_json(result, bench_dir, host, command)
-    add_state_to_json(json_path, result["state"])
     markdown = Path(args.markdown) if args.markdown else (None if plan.smoke else PROJECT_ROOT / "BENCHMARKS.md")
     # Plots go beside BENCHMARKS.md (they are committed with it); without one, beside the JSON.
     plot_dir = markdown.parent / "docs" / "benchmarks" if markdown else bench_dir
@@ -68,7 +66,6 @@ def _render(json_path: Path, args: argparse.Namespace) -> int:
     from fleet.bench_report import load_result, write_markdown, write_plots
 
     result, host, command = load_result(json_path)
-    result["state"] = json.loads(json_path.read_text()).get("state")  # fleet.bench_state's part of the JSON
     markdown = Path(args.markdown) if args.markdown else PROJECT_ROOT / "BENCHMARKS.md"
     plots = write_plots(result["outcomes"], markdown.parent / "docs" / "benchmarks", "pipeline", result["sustained"])
     print(f"markdown: {write_markdown(markdown, result, host, command, plots, json_path)}")

@@ -144,6 +144,7 @@ def write_json(result: dict[str, Any], folder: Path, host: dict[str, Any], comma
         "stages": [{**_plain(o), "ok": o.ok, "stage_cpu_s_per_1k": stage_cpu_per_1k(o), "foreign_cpu_s": o.foreign_cpu_s}
                    for o in outcomes],
         "sustained": _plain(result.get("sustained")),
+        "state": _plain(result.get("state")),
         "checkpoint_interval_ms": result.get("checkpoint_interval_ms"),
         "ratios": {o.stage: {"to_limit": _ratio(o.rate, _base(outcomes, "limit")), "to_peer": _ratio(o.rate, _base(outcomes, "peer"))}
                    for o in outcomes},
@@ -291,8 +292,7 @@ def write_markdown(path: Path, result: dict[str, Any], host: dict[str, Any], com
               "- Every sink is read back and counted: telemetry-enriched (distinct (vehicle_id, timestamp)), DLQ, committed "
               "Bronze files, hot store rows, alert ids. A stage that did not output exactly the expected records is marked "
               "MISMATCH and the command exits 1.",
-              "- Not measured yet: state and checkpoint size with 100K vehicles' state (the cluster rows give the checkpoint sizes of this input's "
-              "vehicles); the simulator's own CPU per event (`telemetry bench sim`).", ""]
+              "- Not measured here: the simulator's own CPU per event (`telemetry bench sim` does).", ""]
     path.write_text("\n".join(lines))
     return path
 
@@ -447,11 +447,21 @@ def load_result(path: Path) -> tuple[dict[str, Any], dict[str, Any], str]:
                                 "alert_sentinels": frozenset(raw_input["alert_sentinels"])})
     raw_plan = dict(data["plan"])
     sustained = raw_plan.pop("sustained")
+    state = raw_plan.pop("state", None)
     plan = BenchPlan(**{**raw_plan, "stages": tuple(raw_plan["stages"]),
-                        "sustained": SustainedPlan(**{**sustained, "rates": tuple(sustained["rates"])}) if sustained else None})
+                        "sustained": SustainedPlan(**{**sustained, "rates": tuple(sustained["rates"])}) if sustained else None,
+                        "state": _state_plan(state) if state else None})
     result = {"run_id": data["run_id"], "plan": plan, "input": bench_input, "outcomes": outcomes, "peer_version": data["peer_version"],
-              "sustained": data.get("sustained"), "checkpoint_interval_ms": data.get("checkpoint_interval_ms", 2000)}
+              "sustained": data.get("sustained"), "state": data.get("state"),
+              "checkpoint_interval_ms": data.get("checkpoint_interval_ms", 2000)}
     return result, data["machine"], data["command"]
+
+
+def _state_plan(raw: dict[str, Any]) -> Any:
+    from fleet.bench_state import StatePlan
+
+    pairs = {k: tuple(tuple(p) for p in raw[k]) for k in ("job_settings", "cluster_settings") if k in raw}
+    return StatePlan(**{**raw, "jobs": tuple(raw.get("jobs", ())), **pairs})
 
 
 def _count_text(value: int | None) -> str:

@@ -30,7 +30,6 @@ No assertions on time: it measures; a sink that did not get what the input says 
 
 from __future__ import annotations
 
-import json
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -456,13 +455,6 @@ def _full_horizon_estimate(state: dict[str, Any], result: dict[str, Any]) -> str
         return None
     added = state["vehicles"] * extra_times * BYTES_PER_DEDUP_TIME
     return f"~{_mib(latest['state_bytes'] + added)} (estimate: + {extra_times} × {BYTES_PER_DEDUP_TIME} B per vehicle)"
-
-
-def add_state_to_json(path: Path, state: dict[str, Any] | None) -> None:
-    """The run's JSON (fleet.bench_report.write_json) with this section's figures under "state"."""
-    data = json.loads(path.read_text())
-    data["state"] = state
-    path.write_text(json.dumps(data, indent=2, default=str))
 
 
 def state_markdown(state: dict[str, Any] | None) -> list[str]:

@@ -35,7 +35,7 @@ def smoke_run(platform_config, kafka_bootstrap, tmp_path_factory):
     markdown = tmp_path_factory.mktemp("bench") / "BENCHMARKS.md"
     bench_dir = Path(platform_config.infra.run_dir) / "bench"
     before = set(bench_dir.glob("pipeline-*.json"))
-    code = cli.main([*_settings(platform_config), "bench", "pipeline", "--smoke", "--markdown", str(markdown)])
+    code = cli.main([*_settings(platform_config), "bench", "pipeline", "--smoke", "--no-state", "--markdown", str(markdown)])
     written = sorted(set(bench_dir.glob("pipeline-*.json")) - before)
     assert len(written) == 1, f"one JSON report per run, got {written}"
     return code, json.loads(written[0].read_text()), markdown, written[0]
