@@ -4,7 +4,7 @@
                   │
   vehicle-registry ─► (broadcast) ─► parse + validate + dedup + enrich + store writes (one Python call per batch)
                                        ├─► telemetry-enriched (Kafka, EXACTLY_ONCE, key = vehicle_id)
-                                       ├─► Bronze Parquet (FileSink, hour folders, commit on checkpoint)
+                                       ├─► Bronze Parquet (FileSink, hour folders, commit on checkpoint; a chain of its own)
                                        ├─► hot store + vehicle status (written per batch, idempotent)
                                        └─► telemetry-dlq (rejects, store rejects, bad registry records)
 
@@ -25,7 +25,7 @@ from pyflink.table import StreamTableEnvironment
 from connectors.hot_store import StoreConfig
 from connectors.kafka_sink import KEYED_RECORD_TYPE, add_keyed_sink, value_only_sink
 from connectors.kafka_source import OffsetPosition, raw_bytes_source
-from connectors.parquet_sink import parquet_file_sink
+from connectors.parquet_sink import parquet_file_sink, sink_in_own_chain
 from connectors.telemetry_batches import batches_by_shard, discard, in_memory_payloads, java_side_output
 from fleet.config import PlatformConfig
 from jobs.job_main import job_main
@@ -163,7 +163,8 @@ def build(
             f"{config.transactional_id_prefix}-enriched", table_name="telemetry_enriched",
         )
     if "bronze" in config.sinks:
-        bronze.sink_to(parquet_file_sink(config.bronze_path, BRONZE_SCHEMA, part_prefix=config.bronze_part_prefix)).name("bronze parquet sink").uid("bronze-sink")
+        bronze_sink = parquet_file_sink(config.bronze_path, BRONZE_SCHEMA, part_prefix=config.bronze_part_prefix)
+        sink_in_own_chain(bronze, bronze_sink).name("bronze parquet sink").uid("bronze-sink")
     if "dlq" in config.sinks:
         dlq.sink_to(value_only_sink(config.bootstrap_servers, config.dlq_topic, f"{config.transactional_id_prefix}-dlq")).name("dlq sink").uid("dlq-sink")
     else:  # rejects are still counted (metric payloads_rejected); the caller chose not to keep them
