@@ -17,14 +17,16 @@ from pyflink.datastream.connectors.base import DeliveryGuarantee
 from pyflink.datastream.connectors.kafka import KafkaRecordSerializationSchema, KafkaSink
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment, TableDescriptor
 
-# ≤ the broker's transaction.max.timeout.ms (15 min), and longer than a checkpoint plus a restart.
-TRANSACTION_TIMEOUT_MS = "600000"
+# The default of [kafka] transaction_timeout_ms; a profile's value is checked against the broker's
+# maximum and the restart strategy when it is loaded (fleet/config_invariants.py).
+TRANSACTION_TIMEOUT_MS = 600_000
 
 KEYED_RECORD_TYPE = Types.ROW_NAMED(["key", "value"], [Types.STRING(), Types.STRING()])
 
 
 def value_only_sink(
-    bootstrap_servers: str, topic: str, transactional_id_prefix: str, *, exactly_once: bool = True
+    bootstrap_servers: str, topic: str, transactional_id_prefix: str, *, exactly_once: bool = True,
+    transaction_timeout_ms: int = TRANSACTION_TIMEOUT_MS,
 ) -> KafkaSink:
     """Sink of UTF-8 string values without a key.
 
@@ -43,7 +45,7 @@ def value_only_sink(
         builder = (
             builder.set_delivery_guarantee(DeliveryGuarantee.EXACTLY_ONCE)
             .set_transactional_id_prefix(transactional_id_prefix)
-            .set_property("transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)
+            .set_property("transaction.timeout.ms", str(transaction_timeout_ms))
         )
     else:
         builder = builder.set_delivery_guarantee(DeliveryGuarantee.AT_LEAST_ONCE).set_property("linger.ms", "0")
@@ -58,6 +60,7 @@ def add_keyed_sink(
     transactional_id_prefix: str,
     *,
     table_name: str,
+    transaction_timeout_ms: int = TRANSACTION_TIMEOUT_MS,
 ) -> None:
     """Sink a stream of Row(key, value) strings to `topic` exactly once, key → Kafka key.
 
@@ -76,7 +79,7 @@ def add_keyed_sink(
         .option("value.fields-include", "EXCEPT_KEY")
         .option("sink.delivery-guarantee", "exactly-once")
         .option("sink.transactional-id-prefix", transactional_id_prefix)
-        .option("properties.transaction.timeout.ms", TRANSACTION_TIMEOUT_MS)
+        .option("properties.transaction.timeout.ms", str(transaction_timeout_ms))
         .option("properties.compression.type", "lz4")
         .build(),
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from connectors.hot_store import StoreConfig
+from fleet.config_invariants import restart_window_ms, transaction_problems
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 ENV_PREFIX = "TELEMETRY__"
@@ -63,6 +64,10 @@ class TopicSpec:
 class KafkaConfig:
     bootstrap_servers: str
     topics: tuple[TopicSpec, ...]
+    # transaction.timeout.ms of the exactly-once sinks, and the broker's transaction.max.timeout.ms
+    # it must not exceed (checked against the restart strategy: fleet/config_invariants.py).
+    transaction_timeout_ms: int = 600_000
+    broker_max_transaction_timeout_ms: int = 900_000
 
     def topic(self, role: str) -> TopicSpec:
         for spec in self.topics:
@@ -253,6 +258,11 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
     if set(topics_raw) != set(TOPIC_ROLES):
         raise ConfigError(f"[topics] must define exactly {', '.join(TOPIC_ROLES)}; has {', '.join(sorted(topics_raw))}")
     topics = tuple(_topic_spec(role, topics_raw[role], replication, min_isr) for role in TOPIC_ROLES)
+    try:
+        transaction_timeout = int(kafka_raw["transaction_timeout_ms"])
+        broker_max_transaction_timeout = int(kafka_raw["broker_max_transaction_timeout_ms"])
+    except KeyError as missing:
+        raise ConfigError(f"[kafka] missing {missing.args[0]}") from None
 
     flink_raw = dict(_section(raw, "flink"))
     flink_raw["checkpoint_dir"] = _uri(flink_raw.get("checkpoint_dir"), infra.run_dir / "checkpoints")
@@ -263,6 +273,14 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
         raise ConfigError(f"[flink] execution_mode={flink.execution_mode!r}: thread or process")
     if flink.parallelism < 1 or flink.checkpoint_interval_ms < 10:
         raise ConfigError("[flink] parallelism must be >= 1 and checkpoint_interval_ms >= 10")
+    problems = transaction_problems(
+        transaction_timeout_ms=transaction_timeout,
+        broker_max_transaction_timeout_ms=broker_max_transaction_timeout,
+        checkpoint_interval_ms=flink.checkpoint_interval_ms,
+        restart_window=restart_window_ms(flink.restart_strategy, flink.restart_attempts, flink.restart_delay_ms, flink.restart_max_delay_ms),
+    )
+    if problems:
+        raise ConfigError(f"profile {profile!r}: " + "; ".join(problems))
 
     aws_raw = _section(raw, "aws")
     endpoint = aws_raw.get("endpoint_url") or None
@@ -309,7 +327,7 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
         raise ConfigError(f"[faults] {exc}") from None
 
     return PlatformConfig(
-        profile=profile, infra=infra, kafka=KafkaConfig(bootstrap, topics), flink=flink, aws=aws,
+        profile=profile, infra=infra, kafka=KafkaConfig(bootstrap, topics, transaction_timeout, broker_max_transaction_timeout), flink=flink, aws=aws,
         pipeline=pipeline, stores=stores, alerts=alerts, faults=faults,
     )
 

@@ -23,7 +23,7 @@ from pyflink.datastream import DataStream, StreamExecutionEnvironment
 from pyflink.table import StreamTableEnvironment
 
 from connectors.hot_store import StoreConfig
-from connectors.kafka_sink import KEYED_RECORD_TYPE, add_keyed_sink, value_only_sink
+from connectors.kafka_sink import KEYED_RECORD_TYPE, TRANSACTION_TIMEOUT_MS, add_keyed_sink, value_only_sink
 from connectors.kafka_source import OffsetPosition, raw_bytes_source
 from connectors.parquet_sink import parquet_file_sink, sink_in_own_chain
 from connectors.telemetry_batches import batches_by_shard, discard, in_memory_payloads, java_side_output
@@ -60,6 +60,7 @@ class PipelineConfig:
     bronze_part_prefix: str = "telemetry"  # a backfill names its files so it can find them again
     source_partitions: frozenset[tuple[str, int]] | None = None  # None: every partition of the telemetry topic
     registry_updates: bool = True  # False: the registry as each subtask reads it at start, no source
+    transaction_timeout_ms: int = TRANSACTION_TIMEOUT_MS  # of the exactly-once sinks ([kafka])
 
 
 def pipeline_config(platform: PlatformConfig, *, start: str = "committed", stop: str | None = None) -> PipelineConfig:
@@ -82,6 +83,7 @@ def pipeline_config(platform: PlatformConfig, *, start: str = "committed", stop:
         batch_window_ms=settings.batch_window_ms,
         batch_shards=settings.batch_shards,
         fail_once=FailOnce.parse(platform.faults.fail_once_at, platform.faults.marker_dir, "pipeline"),
+        transaction_timeout_ms=kafka.transaction_timeout_ms,
     )
 
 
@@ -161,12 +163,17 @@ def build(
         add_keyed_sink(
             env, enriched, config.bootstrap_servers, config.enriched_topic,
             f"{config.transactional_id_prefix}-enriched", table_name="telemetry_enriched",
+            transaction_timeout_ms=config.transaction_timeout_ms,
         )
     if "bronze" in config.sinks:
         bronze_sink = parquet_file_sink(config.bronze_path, BRONZE_SCHEMA, part_prefix=config.bronze_part_prefix)
         sink_in_own_chain(bronze, bronze_sink).name("bronze parquet sink").uid("bronze-sink")
     if "dlq" in config.sinks:
-        dlq.sink_to(value_only_sink(config.bootstrap_servers, config.dlq_topic, f"{config.transactional_id_prefix}-dlq")).name("dlq sink").uid("dlq-sink")
+        dlq_sink = value_only_sink(
+            config.bootstrap_servers, config.dlq_topic, f"{config.transactional_id_prefix}-dlq",
+            transaction_timeout_ms=config.transaction_timeout_ms,
+        )
+        dlq.sink_to(dlq_sink).name("dlq sink").uid("dlq-sink")
     else:  # rejects are still counted (metric payloads_rejected); the caller chose not to keep them
         discard(dlq, "dlq not kept", "dlq-discard")
     return PipelineStreams(enriched=enriched, bronze=bronze, dlq=dlq)

@@ -189,3 +189,9 @@ def test_bronze_is_written_in_a_task_of_its_own_and_records_are_not_copied(job_c
     assert "bronze parquet sink" not in python_chain[0]
     assert "telemetry_enriched" in python_chain[0]  # the Kafka sink stays chained: it only hands bytes on
     assert env._j_stream_execution_environment.getConfig().isObjectReuseEnabled()
+
+
+def test_the_exactly_once_sinks_get_the_profiles_transaction_timeout():
+    # production.toml's value (checked against its restart strategy when loaded), not the default.
+    assert pipeline_config(load_config("production")).transaction_timeout_ms == 900_000
+    assert pipeline_config(load_config("local", {"kafka.transaction_timeout_ms": 700_000})).transaction_timeout_ms == 700_000
