@@ -2,6 +2,7 @@
 idempotent sinks, resume from a checkpoint, start over, or refuse)."""
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
@@ -176,3 +177,39 @@ def test_bronze_files_of_one_run_are_found_counted_and_deleted_by_prefix(tmp_pat
     assert delete_part_files(tmp_path.as_uri(), "backfill-abc", hidden_only=True) == 1
     assert delete_part_files(tmp_path.as_uri(), "backfill-abc") == 1
     assert sorted(p.name for p in hour.iterdir()) == ["telemetry-0-0.parquet"]
+
+
+class _CleanerRacingFilesystem:
+    """A pyarrow filesystem whose first `delete_dir` meets a file Flink's checkpoint cleaner removed
+    mid-walk (what a finished backfill hit: FileNotFoundError … chk-23/_metadata)."""
+
+    def __init__(self, real, raced_file: Path):
+        self.real, self.raced_file, self.deletes = real, raced_file, 0
+
+    def get_file_info(self, path):
+        return self.real.get_file_info(path)
+
+    def delete_dir(self, path):
+        self.deletes += 1
+        if self.deletes == 1:
+            self.raced_file.unlink()  # the cleaner got there first
+            raise FileNotFoundError(f"[Errno 2] Failed to delete file {self.raced_file}")
+        return self.real.delete_dir(path)
+
+
+def test_removing_a_checkpoint_folder_rides_out_flinks_cleaner(tmp_path, monkeypatch):
+    from pyarrow import fs
+
+    import jobs.backfill_run as backfill_run
+
+    folder = tmp_path / "checkpoints" / "attempt-1"
+    for checkpoint in ("chk-22", "chk-23"):
+        (folder / checkpoint).mkdir(parents=True)
+        (folder / checkpoint / "_metadata").write_bytes(b"x")
+    racing = _CleanerRacingFilesystem(fs.LocalFileSystem(), folder / "chk-23" / "_metadata")
+    monkeypatch.setattr(backfill_run, "_filesystem", lambda uri: (fs, racing, str(tmp_path / "checkpoints")))
+
+    backfill_run.remove_dir((tmp_path / "checkpoints").as_uri())
+
+    assert not (tmp_path / "checkpoints").exists()
+    assert racing.deletes == 2
