@@ -166,13 +166,13 @@ def check_message(
     topic: str, payload: bytes, policy: ValidationPolicy = DEFAULT_POLICY, now_ms: int | None = None
 ) -> dict[str, Any] | Rejection:
     """One MQTT message → the event to forward, or why not: JSON, the rule, the schema, the topic."""
-    decoded = decode(payload)
+    decoded = decode(payload, policy)
     if isinstance(decoded, Rejection):
         return decoded
     rejected = iot_rule(decoded)
     if rejected is not None:
         return rejected
-    event = validate(decoded, policy, now_ms)
+    event = validate(decoded, policy, now_ms, payload)
     if isinstance(event, Rejection):
         return event
     from_topic = topic_vehicle_id(topic)

@@ -63,7 +63,7 @@ def run_from_args(config: Any, args: argparse.Namespace, environ: dict[str, str]
         config, mqtt_host=host, mqtt_port=port, username=args.username, password=password, group=args.group,
         client_id=args.client_id, receive_maximum=args.receive_maximum, max_in_flight=args.max_in_flight,
         delivery_timeout_ms=args.delivery_timeout_ms,
-    ))
+    ), policy=config.schema)
     cfg = bridge.config
     print(f"bridge {cfg.client_id}: mqtt://{cfg.mqtt_host}:{cfg.mqtt_port} {cfg.subscription} → "
           f"{cfg.telemetry_topic} (rejects → {cfg.dlq_topic}) on {cfg.bootstrap_servers}", flush=True)

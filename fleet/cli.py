@@ -260,13 +260,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
     from udfs.telemetry_schema import Rejection, parse
 
+    policy = _config(args).schema
     source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     counts: Counter = Counter()
     with source:
         for number, line in enumerate(source, 1):
             if not line.strip():
                 continue
-            result = parse(line)
+            result = parse(line, policy)
             if isinstance(result, Rejection):
                 counts[result.reason] += 1
                 print(f"line {number}: {result.reason} {result.field or ''}: {result.detail}")

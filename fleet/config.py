@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 
 from connectors.hot_store import StoreConfig
 from fleet.config_invariants import restart_window_ms, transaction_problems
+from udfs.telemetry_schema import ValidationPolicy
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
 ENV_PREFIX = "TELEMETRY__"
@@ -146,6 +147,7 @@ class PlatformConfig:
     stores: StoreConfig
     alerts: AlertSettings
     faults: FaultSettings
+    schema: ValidationPolicy  # payload limits ([schema]); the rest of the policy keeps its defaults
 
 
 def load_config(
@@ -326,9 +328,18 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
     except ValueError as exc:
         raise ConfigError(f"[faults] {exc}") from None
 
+    schema_raw = dict(_section(raw, "schema"))
+    limits = {"max_payload_bytes", "max_depth", "max_string_chars", "max_list_items"}
+    if set(schema_raw) != limits:
+        raise ConfigError(f"[schema]: missing {sorted(limits - set(schema_raw))} unknown {sorted(set(schema_raw) - limits)}")
+    try:
+        schema = ValidationPolicy(**{key: int(value) for key, value in schema_raw.items()})
+    except ValueError as exc:
+        raise ConfigError(f"[schema] {exc}") from None
+
     return PlatformConfig(
         profile=profile, infra=infra, kafka=KafkaConfig(bootstrap, topics, transaction_timeout, broker_max_transaction_timeout), flink=flink, aws=aws,
-        pipeline=pipeline, stores=stores, alerts=alerts, faults=faults,
+        pipeline=pipeline, stores=stores, alerts=alerts, faults=faults, schema=schema,
     )
 
 

@@ -26,7 +26,7 @@ from pyflink.datastream.state import MapStateDescriptor
 from udfs.alert_rules import AlertPolicy, VehicleAlertState, on_event, on_silence
 from udfs.fault_injection import FailOnce
 from udfs.geofence import load_service_area
-from udfs.telemetry_schema import Rejection, parse, parse_timestamp_ms
+from udfs.telemetry_schema import DEFAULT_POLICY, Rejection, ValidationPolicy, parse, parse_timestamp_ms
 
 # One vehicle's entry: (VehicleAlertState, deadline_ms or None once it is offline / never seen).
 _Entry = tuple[VehicleAlertState, Any]
@@ -42,8 +42,12 @@ def _encode(entry: _Entry) -> str:
 
 
 class AlertBatchDetector(KeyedProcessFunction):
-    def __init__(self, policy: AlertPolicy, service_area_path: str, timer_granularity_ms: int, fail_once: FailOnce | None = None):
+    def __init__(
+        self, policy: AlertPolicy, service_area_path: str, timer_granularity_ms: int, fail_once: FailOnce | None = None,
+        schema: ValidationPolicy = DEFAULT_POLICY,
+    ):
         self.policy = policy
+        self.schema = schema
         self.service_area_path = service_area_path
         self.granularity = max(1, timer_granularity_ms)
         self.fail_once = fail_once
@@ -73,7 +77,7 @@ class AlertBatchDetector(KeyedProcessFunction):
         deadline = -(-(now + self.offline_ms) // self.granularity) * self.granularity
         changed: dict[int, str] = {}
         for raw, ingested_at_ms in zip(batch[0], batch[1]):
-            event = parse(bytes(raw))
+            event = parse(bytes(raw), self.schema)
             if isinstance(event, Rejection):
                 self.rejected.inc()
                 continue

@@ -30,6 +30,7 @@ from jobs.alert_batch import AlertBatchDetector
 from jobs.job_main import job_main
 from udfs.alert_rules import AlertPolicy
 from udfs.fault_injection import FailOnce
+from udfs.telemetry_schema import DEFAULT_POLICY, ValidationPolicy
 
 ALL_OUTPUTS = frozenset({"kafka", "sns", "log", "status"})
 
@@ -53,6 +54,7 @@ class AnomalyConfig:
     batch_window_ms: int = 50
     batch_shards: int = 8
     fanout: FanoutSettings = FanoutSettings()  # storm guard and SNS batching (jobs.alert_fanout)
+    schema: ValidationPolicy = DEFAULT_POLICY  # payload limits ([schema])
 
 
 def anomaly_config(platform: PlatformConfig, *, start: str = "committed", stop: str | None = None) -> AnomalyConfig:
@@ -74,6 +76,7 @@ def anomaly_config(platform: PlatformConfig, *, start: str = "committed", stop: 
         fanout=FanoutSettings.from_alert_settings(alerts),
         batch_window_ms=platform.pipeline.batch_window_ms,
         batch_shards=platform.pipeline.batch_shards,
+        schema=platform.schema,
     )
 
 
@@ -89,7 +92,7 @@ def build(env: StreamExecutionEnvironment, config: AnomalyConfig, *, raw: DataSt
     t_env.get_config().set("table.local-time-zone", "UTC")
     batches = batches_by_shard(t_env, raw, shards=config.batch_shards, window_ms=config.batch_window_ms, bounded=bounded, name="alerts")
     alerts = (
-        batches.process(AlertBatchDetector(config.policy, config.service_area, config.timer_granularity_ms, config.fail_once), output_type=Types.STRING())
+        batches.process(AlertBatchDetector(config.policy, config.service_area, config.timer_granularity_ms, config.fail_once, config.schema), output_type=Types.STRING())
         .name("alert detector").uid("alert-detector")
     )
     if config.outputs & {"sns", "log", "status"}:

@@ -31,7 +31,7 @@ from udfs.dedup import Verdict, observe, pack, unpack
 from udfs.dlq import dlq_record, encode_dlq_record
 from udfs.enrich import UNKNOWN_VEHICLE_TYPE, bronze_values, enrich_in_place
 from udfs.fault_injection import FailOnce
-from udfs.telemetry_schema import Rejection, parse, parse_timestamp_ms
+from udfs.telemetry_schema import DEFAULT_POLICY, Rejection, ValidationPolicy, parse, parse_timestamp_ms
 from udfs.vehicle_registry import load_registry_file
 
 _NOT_IN_REGISTRY = ""  # cached "the broadcast registry does not know this vehicle"
@@ -51,8 +51,10 @@ class EnrichBatch(KeyedBroadcastProcessFunction):
         self, *, topic: str, dedup_capacity: int, dedup_ttl_s: int, registry_file: str = "",
         registry_topic: tuple[str, str] | None = None, stores: StoreConfig | None = None,
         to_bronze: bool = True, fail_once: FailOnce | None = None, cache_vehicles: int = 500_000,
+        schema: ValidationPolicy = DEFAULT_POLICY,
     ):
         self.topic = topic
+        self.schema = schema
         self.dedup_capacity = dedup_capacity
         self.dedup_ttl_s = dedup_ttl_s
         self.registry_file = registry_file
@@ -107,7 +109,7 @@ class EnrichBatch(KeyedBroadcastProcessFunction):
         texts: list[str] = []
         for index, raw in enumerate(payloads):
             raw = bytes(raw)
-            event = parse(raw)
+            event = parse(raw, self.schema)
             if isinstance(event, Rejection):
                 self.rejected.inc()
                 record = dlq_record(raw, event, stage="telemetry-pipeline", source={"topic": self.topic})

@@ -32,6 +32,7 @@ from jobs.job_main import job_main
 from jobs.pipeline_batch import EnrichBatch
 from jobs.pipeline_functions import BRONZE_SCHEMA, BRONZE_TAG, DLQ_TAG, REGISTRY_STATE, REGISTRY_TYPE, ParseRegistry
 from udfs.fault_injection import FailOnce
+from udfs.telemetry_schema import DEFAULT_POLICY, ValidationPolicy
 
 ALL_SINKS = frozenset({"enriched", "bronze", "store", "dlq"})
 
@@ -61,6 +62,7 @@ class PipelineConfig:
     source_partitions: frozenset[tuple[str, int]] | None = None  # None: every partition of the telemetry topic
     registry_updates: bool = True  # False: the registry as each subtask reads it at start, no source
     transaction_timeout_ms: int = TRANSACTION_TIMEOUT_MS  # of the exactly-once sinks ([kafka])
+    schema: ValidationPolicy = DEFAULT_POLICY  # payload limits ([schema])
 
 
 def pipeline_config(platform: PlatformConfig, *, start: str = "committed", stop: str | None = None) -> PipelineConfig:
@@ -84,6 +86,7 @@ def pipeline_config(platform: PlatformConfig, *, start: str = "committed", stop:
         batch_shards=settings.batch_shards,
         fail_once=FailOnce.parse(platform.faults.fail_once_at, platform.faults.marker_dir, "pipeline"),
         transaction_timeout_ms=kafka.transaction_timeout_ms,
+        schema=platform.schema,
     )
 
 
@@ -150,7 +153,7 @@ def build(
                 registry_file=config.registry_file,
                 registry_topic=(config.bootstrap_servers, config.registry_topic) if registry_from_kafka else None,
                 stores=config.stores if "store" in config.sinks else None,
-                to_bronze=bronze_wanted, fail_once=config.fail_once,
+                to_bronze=bronze_wanted, fail_once=config.fail_once, schema=config.schema,
             ),
             output_type=KEYED_RECORD_TYPE,
         )

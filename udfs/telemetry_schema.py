@@ -36,10 +36,12 @@ OUT_OF_RANGE: Final = "out_of_range"
 BAD_TIMESTAMP: Final = "bad_timestamp"
 TIMESTAMP_IN_FUTURE: Final = "timestamp_in_future"
 TIMESTAMP_TOO_OLD: Final = "timestamp_too_old"
+PAYLOAD_TOO_LARGE: Final = "payload_too_large"
+OVER_LIMIT: Final = "over_limit"  # nesting depth, a string's or a list's length
 
 REASONS: Final = (
     BAD_JSON, NOT_AN_OBJECT, MISSING_FIELD, WRONG_TYPE, OUT_OF_RANGE,
-    BAD_TIMESTAMP, TIMESTAMP_IN_FUTURE, TIMESTAMP_TOO_OLD,
+    BAD_TIMESTAMP, TIMESTAMP_IN_FUTURE, TIMESTAMP_TOO_OLD, PAYLOAD_TOO_LARGE, OVER_LIMIT,
 )
 
 MAX_VEHICLE_ID: Final = 2**63 - 1  # fits Kafka keys, Parquet int64 and Timestream dimensions alike
@@ -64,6 +66,22 @@ class ValidationPolicy:
 
     max_future_skew_s: float = 900.0
     earliest_timestamp_ms: int = 1_577_836_800_000  # 2020-01-01T00:00:00Z
+    # Size limits ([schema] in the profile). AWS IoT Core refuses MQTT messages over 128 KB; a
+    # payload that passes here fits every sink (Kafka's 1 MB request, Timestream's 2 KB dimension
+    # values for the strings that become dimensions).
+    max_payload_bytes: int = 131_072
+    max_depth: int = 8  # the object itself is depth 1; the seed's payload has 3 (motion.acceleration)
+    max_string_chars: int = 1_024
+    max_list_items: int = 256
+
+    def __post_init__(self) -> None:
+        if min(self.max_payload_bytes, self.max_depth, self.max_string_chars, self.max_list_items) < 1:
+            raise ValueError("payload limits must be >= 1")
+
+    @property
+    def short_payload_bytes(self) -> int:
+        """Below this size no string or list can be over its limit (see _over_limit)."""
+        return min(self.max_string_chars, 2 * self.max_list_items)
 
 
 DEFAULT_POLICY: Final = ValidationPolicy()
@@ -105,8 +123,12 @@ _FIELD_RULES: Final = tuple(
 )
 
 
-def decode(raw: bytes | bytearray | memoryview | str) -> dict[str, Any] | Rejection:
-    """Bytes → JSON object, or a rejection. Does not validate content."""
+def decode(raw: bytes | bytearray | memoryview | str, policy: ValidationPolicy = DEFAULT_POLICY) -> dict[str, Any] | Rejection:
+    """Bytes → JSON object, or a rejection. Does not validate content; refuses to parse a payload
+    over the size limit (nothing downstream could take it, so there is no point reading it)."""
+    size = len(raw) if type(raw) is bytes else (len(raw.encode("utf-8")) if isinstance(raw, str) else len(raw))
+    if size > policy.max_payload_bytes:
+        return Rejection(PAYLOAD_TOO_LARGE, None, f"payload is {size:,} bytes; the limit is {policy.max_payload_bytes:,}")
     try:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
@@ -234,16 +256,58 @@ _MILLIS_TEXT: Final = tuple(f".{n:03d}Z" for n in range(1000))
 
 
 def validate(
-    event: dict[str, Any], policy: ValidationPolicy = DEFAULT_POLICY, now_ms: int | None = None
+    event: dict[str, Any], policy: ValidationPolicy = DEFAULT_POLICY, now_ms: int | None = None,
+    raw: bytes | bytearray | memoryview | str | None = None,
 ) -> dict[str, Any] | Rejection:
-    """Check a decoded payload against the schema; return it unchanged or the first rejection."""
+    """Check a decoded payload against the schema and the size limits; return it unchanged or the
+    first rejection. `raw`, the payload it was decoded from, lets the limits be proven from its
+    size alone in the common case."""
     # Two straight-line checks of the all-valid case come first: they only ever say "valid"
     # (never reject), so a payload they do not accept goes to the rule-by-rule path, which finds
     # the first problem and words it. tests/unit/test_telemetry_schema_fast.py runs the original
     # implementation against this one on generated payloads of every kind.
     if type(event) is dict and (_valid_complete(event, policy, now_ms) or _valid_sparse(event, policy, now_ms)):
-        return event
-    return _validate_rules(event, policy, now_ms)
+        return _over_limit(event, policy, raw) or event
+    checked = _validate_rules(event, policy, now_ms)
+    if isinstance(checked, Rejection):
+        return checked
+    return _over_limit(checked, policy, raw) or checked
+
+
+def _over_limit(event: dict[str, Any], policy: ValidationPolicy, raw: Any) -> Rejection | None:
+    """Nesting depth, string and list lengths anywhere in the payload, unknown fields included."""
+    if raw is not None:
+        # A string of n characters takes > n bytes of JSON, a list of n items ≥ 2n - 1, and every
+        # nesting level one bracket: a short payload with few brackets cannot break a limit.
+        if type(raw) is not bytes:
+            raw = raw.encode("utf-8") if type(raw) is str else bytes(raw)
+        if len(raw) < policy.short_payload_bytes and raw.count(b"{") + raw.count(b"[") <= policy.max_depth:
+            return None
+    return _walk_limits(event, "", 1, policy)
+
+
+def _walk_limits(value: Any, path: str, depth: int, policy: ValidationPolicy) -> Rejection | None:
+    if depth > policy.max_depth and type(value) in (dict, list):
+        return Rejection(OVER_LIMIT, path or None, f"nested {depth} levels deep; the limit is {policy.max_depth}")
+    if type(value) is dict:
+        items = value.items()
+    elif type(value) is list:
+        if len(value) > policy.max_list_items:
+            return Rejection(OVER_LIMIT, path or None, f"a list of {len(value):,} items; the limit is {policy.max_list_items:,}")
+        items = ((f"[{index}]", item) for index, item in enumerate(value))
+    else:
+        if type(value) is str and len(value) > policy.max_string_chars:
+            return Rejection(OVER_LIMIT, path or None, f"a string of {len(value):,} characters; the limit is {policy.max_string_chars:,}")
+        return None
+    for key, item in items:
+        if len(key) > policy.max_string_chars:
+            return Rejection(OVER_LIMIT, path or None, f"a field name of {len(key):,} characters; the limit is {policy.max_string_chars:,}")
+        if type(item) in (dict, list, str):
+            child = f"{path}{key}" if key.startswith("[") else (f"{path}.{key}" if path else key)
+            problem = _walk_limits(item, child, depth + 1, policy)
+            if problem is not None:
+                return problem
+    return None
 
 
 def _timestamp_ok(value: Any, policy: ValidationPolicy, now_ms: int | None) -> bool:
@@ -549,12 +613,12 @@ def parse(
     raw: bytes | bytearray | memoryview | str, policy: ValidationPolicy = DEFAULT_POLICY, now_ms: int | None = None
 ) -> dict[str, Any] | Rejection:
     """decode + validate: the one call a consumer of raw payloads makes."""
-    decoded = decode(raw)
+    decoded = decode(raw, policy)
     if type(decoded) is dict and _valid_complete(decoded, policy, now_ms):  # validate's first check
-        return decoded
+        return _over_limit(decoded, policy, raw) or decoded
     if isinstance(decoded, Rejection):
         return decoded
-    return validate(decoded, policy, now_ms)
+    return validate(decoded, policy, now_ms, raw)
 
 
 def encode(event: dict[str, Any]) -> bytes:

@@ -47,9 +47,19 @@ def test_validate_command_reports_each_bad_line(tmp_path):
         '{"vehicle_id": 1, "timestamp": "2025-01-15T14:32:18.123Z", "location": {"lat": 50.1, "lon": 8.6}, "battery": {"percent": 50}}\n'
         '{"vehicle_id": 1, "timestamp": "2025-01-15T14:32:18.123Z", "location": {"lat": 91, "lon": 8.6}, "battery": {"percent": 50}}\n'
         "not json\n"
+        '{"vehicle_id": 1, "timestamp": "2025-01-15T14:32:18.123Z", "location": {"lat": 50.1, "lon": 8.6}, "battery": {"percent": 50}, '
+        f'"notes": "{"n" * 140_000}"}}\n'
+        '{"vehicle_id": 1, "timestamp": "2025-01-15T14:32:18.123Z", "location": {"lat": 50.1, "lon": 8.6}, "battery": {"percent": 50}, '
+        '"x": [[[[[[[[1]]]]]]]]}\n'
     )
     completed = subprocess.run([str(telemetry), "validate", str(payloads)], capture_output=True, text=True, timeout=60)
     assert completed.returncode == 6
     assert "line 2: out_of_range location.lat" in completed.stdout
     assert "line 3: bad_json" in completed.stdout
-    assert "summary: bad_json=1, out_of_range=1, valid=1" in completed.stdout
+    assert "line 4: payload_too_large : payload is 140," in completed.stdout
+    assert "line 5: over_limit x[0][0][0][0][0][0][0]: nested 9 levels deep; the limit is 8" in completed.stdout
+    assert "summary: bad_json=1, out_of_range=1, over_limit=1, payload_too_large=1, valid=1" in completed.stdout
+    # The limits are the profile's: with a shallower one the first line is refused too.
+    tight = subprocess.run([str(telemetry), "--set", "schema.max_depth=1", "validate", str(payloads)],
+                           capture_output=True, text=True, timeout=60)
+    assert "line 1: over_limit location: nested 2 levels deep; the limit is 1" in tight.stdout

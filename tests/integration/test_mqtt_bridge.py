@@ -32,7 +32,7 @@ from infra.mqtt_security import (
 )
 from infra.process import free_port
 from udfs.dlq import original_payload
-from udfs.telemetry_schema import Rejection, format_timestamp_ms
+from udfs.telemetry_schema import Rejection, ValidationPolicy, format_timestamp_ms
 
 pytestmark = pytest.mark.integration
 
@@ -172,6 +172,17 @@ def test_check_message_applies_rule_schema_and_topic():
     assert iot_rule({"battery": {"percent": "50"}, "location": {"lat": 1}}).reason == IOT_RULE
     assert iot_rule({"battery": {"percent": 0}, "location": {"lat": 0}}) is None
     assert isinstance(check_message("telemetry/7", orjson.dumps(event(7, 1, timestamp="yesterday"))), Rejection)
+
+
+def test_check_message_enforces_the_schemas_size_limits():
+    big = orjson.dumps(event(7, 1, notes="n" * 140_000))
+    assert check_message("telemetry/7", big) == Rejection(
+        "payload_too_large", None, f"payload is {len(big):,} bytes; the limit is 131,072"
+    )
+    deep = orjson.dumps(event(7, 1, extra={"a": {"b": {"c": {"d": {"e": {"f": {"g": {}}}}}}}}))
+    assert check_message("telemetry/7", deep) == Rejection("over_limit", "extra.a.b.c.d.e.f.g", "nested 9 levels deep; the limit is 8")
+    tight = ValidationPolicy(max_payload_bytes=100)
+    assert check_message("telemetry/7", orjson.dumps(event(7, 1)), tight).reason == "payload_too_large"
 
 
 # --- (i) -------------------------------------------------------------------------------------------

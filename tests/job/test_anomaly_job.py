@@ -81,3 +81,24 @@ def test_alerts_once_per_episode_with_offline_timers(tmp_path):
 
     logged = read_alert_log(config.alert_log)
     assert sorted(a["alert_id"] for a in logged) == sorted(a["alert_id"] for a in alerts)
+
+
+def test_payloads_over_the_schemas_limits_raise_no_alert_and_the_job_goes_on(tmp_path):
+    platform = load_config("local", {"infra.run_dir": str(tmp_path), "flink.restart_attempts": "0"}, environ={})
+    config = replace(anomaly_config(platform), outputs=frozenset({"log"}))
+    env = create_env(platform.flink)
+
+    def low_battery(vehicle_id, **extra):
+        return orjson.dumps({
+            "vehicle_id": vehicle_id, "timestamp": format_timestamp_ms(int(time.time() * 1000)),
+            "location": {"lat": INSIDE[0], "lon": INSIDE[1]}, "battery": {"percent": 5, "charging": False}, **extra,
+        }).decode()
+
+    stream = [
+        low_battery(602, notes="n" * 140_000),  # over max_payload_bytes
+        low_battery(603, extra={"a": {"b": {"c": {"d": {"e": {"f": {"g": {}}}}}}}}),  # 9 levels deep
+        low_battery(604, trip="t" * 2_000),  # a string over max_string_chars
+        low_battery(601),  # the only one within the limits
+    ]
+    alerts = [orjson.loads(a) for a in build(env, config, raw=env.from_collection(stream, type_info=Types.STRING())).execute_and_collect()]
+    assert {(a["vehicle_id"], a["kind"]) for a in alerts if a["kind"] == "low_battery"} == {(601, "low_battery")}

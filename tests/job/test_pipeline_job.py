@@ -195,3 +195,19 @@ def test_the_exactly_once_sinks_get_the_profiles_transaction_timeout():
     # production.toml's value (checked against its restart strategy when loaded), not the default.
     assert pipeline_config(load_config("production")).transaction_timeout_ms == 900_000
     assert pipeline_config(load_config("local", {"kafka.transaction_timeout_ms": 700_000})).transaction_timeout_ms == 700_000
+
+
+def test_payloads_over_the_schemas_limits_go_to_the_dlq_with_reasons(job_config):
+    platform, config = job_config
+    valid = list(Fleet(FleetSpec(vehicles=2, seed=5)).take(4))
+    big = {**valid[0], "notes": "n" * 140_000}
+    deep = {**valid[1], "x": [[[[[[[[1]]]]]]]]}
+    long_trip = {**valid[2], "vehicle_status": {"trip_id": "t" * 1_025}}
+    stream = [orjson.dumps(e).decode() for e in (big, deep, long_trip, valid[3])]
+    enriched, dlq, _ = run_pipeline(platform, replace(config, sinks=frozenset()), stream)
+
+    assert [(e["vehicle_id"], e["timestamp"]) for _, e in enriched] == [(valid[3]["vehicle_id"], valid[3]["timestamp"])]
+    by_reason = sorted((d["reason"], d["field"]) for d in dlq if d["reason"] != "bad_registry_record")
+    assert by_reason == [
+        ("over_limit", "vehicle_status.trip_id"), ("over_limit", "x[0][0][0][0][0][0][0]"), ("payload_too_large", None),
+    ]
