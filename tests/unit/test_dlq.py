@@ -25,3 +25,29 @@ def test_binary_payload_survives_as_base64():
     assert record["reason"] == "bad_json"
     assert record["payload_encoding"] == "base64"
     assert original_payload(record) == raw
+
+
+def test_a_payload_too_large_to_keep_is_cut_with_its_size_and_hash():
+    import base64
+    import hashlib
+
+    import pytest
+
+    raw = b'{"vehicle_id": 7, "note": "' + "é".encode() * 1_000_000 + b'"}'  # 27 + 2 MB + 2 bytes: the cut splits an é
+    rejection = parse(raw)
+    assert rejection.reason == "payload_too_large"
+    encoded = encode_dlq_record(dlq_record(raw, rejection, stage="bridge"))
+    assert len(encoded) < 200_000  # the DLQ topic takes it (Kafka's default limit is 1 MB)
+    record = orjson.loads(encoded)
+    assert record["payload_truncated"] is True and record["payload_bytes"] == len(raw) == 2_000_029
+    assert record["payload_sha256"] == hashlib.sha256(raw).hexdigest()
+    assert base64.b64decode(record["payload"]) == raw[:131_072]
+    assert record["payload_encoding"] == "base64"  # raw[:131_072] ends inside an é: not UTF-8 text
+    with pytest.raises(ValueError, match=r"first 131,072 of the payload's 2,000,029 bytes"):
+        original_payload(record)
+
+
+def test_a_payload_of_exactly_the_kept_size_is_kept_whole():
+    raw = b"x" * 131_072
+    record = orjson.loads(encode_dlq_record(dlq_record(raw, parse(raw), stage="bridge")))
+    assert "payload_truncated" not in record and original_payload(record) == raw
