@@ -331,6 +331,31 @@ def test_mismatched_and_invalid_payloads_go_to_the_dlq(kafka_bootstrap, fresh_to
     assert stats["forwarded"] == 1 and stats["acked"] == len(cases) + 1
 
 
+def test_oversized_and_deeply_nested_payloads_go_to_the_dlq_and_the_bridge_goes_on(kafka_bootstrap, fresh_topic, secured_mqtt):
+    telemetry, dlq = fresh_topic(1), fresh_topic(1)
+    bridge = make_bridge(kafka_bootstrap, secured_mqtt, telemetry, dlq)
+    vehicle = Vehicle(secured_mqtt, 3)
+    huge = orjson.dumps(event(3, 0, notes="n" * 2_000_000))  # over the 1 MB a Kafka message may have
+    deep = orjson.dumps(event(3, 1, extra=[[[[[[[[1]]]]]]]]))
+    try:
+        vehicle.publish(huge)
+        vehicle.publish(deep)
+        vehicle.publish(event(3, 2))
+        vehicle.wait_acked(3)
+        await_condition(lambda: bridge.stats()["acked"] >= 3, 15, "bridge acked all")
+        records = [orjson.loads(r.value()) for r in read_topic(kafka_bootstrap, dlq, 2)]
+        good = read_topic(kafka_bootstrap, telemetry, 1)
+    finally:
+        vehicle.close()
+        stats = bridge.stop()
+
+    assert [orjson.loads(r.value())["seq"] for r in good] == [2]
+    assert [(r["reason"], r["field"]) for r in records] == [("payload_too_large", None), ("over_limit", "extra[0][0][0][0][0][0][0]")]
+    assert records[0]["payload_truncated"] is True and records[0]["payload_bytes"] == len(huge)
+    assert original_payload(records[1]) == deep
+    assert stats["rejected"] == {"payload_too_large": 1, "over_limit": 1} and stats["forwarded"] == 1
+
+
 # --- (iv) ------------------------------------------------------------------------------------------
 
 
