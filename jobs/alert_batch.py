@@ -23,7 +23,7 @@ from pyflink.common import Row, Types
 from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor
 
-from udfs.alert_rules import AlertPolicy, VehicleAlertState, on_event, on_silence
+from udfs.alert_rules import AlertPolicy, VehicleAlertState, is_late, on_event, on_silence
 from udfs.fault_injection import FailOnce
 from udfs.geofence import load_service_area
 from udfs.telemetry_schema import DEFAULT_POLICY, Rejection, ValidationPolicy, parse, parse_timestamp_ms
@@ -61,6 +61,7 @@ class AlertBatchDetector(KeyedProcessFunction):
         metrics = runtime_context.get_metrics_group()
         self.raised = metrics.counter("alerts_raised")
         self.rejected = metrics.counter("payloads_rejected")
+        self.late = metrics.counter("late_readings")  # older than the vehicle's newest: no episode change
 
     def _shard(self, shard: int) -> dict[int, _Entry]:
         vehicles = self.shards.get(shard)
@@ -86,7 +87,10 @@ class AlertBatchDetector(KeyedProcessFunction):
             if self.fail_once is not None:
                 self.fail_once.check(vehicle_id, event_time_ms)
             held = vehicles.get(vehicle_id)
-            state, alerts = on_event(held[0] if held else VehicleAlertState(), event, event_time_ms, self.area.contains, self.policy)
+            prior = held[0] if held else VehicleAlertState()
+            if is_late(prior, event_time_ms):
+                self.late.inc()
+            state, alerts = on_event(prior, event, event_time_ms, self.area.contains, self.policy)
             entry = (state, deadline)
             vehicles[vehicle_id] = entry
             changed[vehicle_id] = entry

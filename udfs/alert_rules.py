@@ -10,6 +10,14 @@ calls `on_event` for every event and `on_silence` when the offline timer fires.
 
 Every alert has a deterministic id (vehicle, kind, episode start), so each sink can drop re-sends
 of the same alert after a replay.
+
+Event time, not arrival order, decides: battery and geofence episodes open and close only on a
+reading at least as new as the newest one seen (`is_late` tells the others apart). A late reading
+— the edge agent's spool drained after an outage, a reordering MQTT subscription — describes a past
+that newer readings have already replaced, so it neither pages nor closes anything, even if it
+*would* have opened an episode back then (a low battery an hour ago, since charged, needs no swap
+team now); the job counts it (`late_readings`). It does end an offline episode: the vehicle is
+talking again, whatever its reading's age.
 """
 
 from __future__ import annotations
@@ -105,6 +113,11 @@ def make_alert(
     }
 
 
+def is_late(state: VehicleAlertState, event_time_ms: int) -> bool:
+    """Older than the newest reading this vehicle's rules have seen."""
+    return state.last_event_ms is not None and event_time_ms < state.last_event_ms
+
+
 def on_event(
     state: VehicleAlertState,
     event: dict[str, Any],
@@ -126,6 +139,9 @@ def on_event(
             message=f"Vehicle {vehicle_id} reports telemetry again after being offline since {format_timestamp_ms(offline_since)}.",
         ))
         offline_since = None
+
+    if is_late(state, event_time_ms):
+        return replace(state, offline_since_ms=offline_since), alerts
 
     battery = event["battery"]
     percent, charging = battery["percent"], bool(battery.get("charging"))
@@ -159,14 +175,13 @@ def on_event(
         ))
         outside_since = None
 
-    newest = state.last_event_ms is None or event_time_ms >= state.last_event_ms
     new_state = VehicleAlertState(
         battery_episode_ms=battery_episode,
         outside_since_ms=outside_since,
         offline_since_ms=offline_since,
-        last_event_ms=event_time_ms if newest else state.last_event_ms,
-        last_lat=lat if newest else state.last_lat,
-        last_lon=lon if newest else state.last_lon,
+        last_event_ms=event_time_ms,
+        last_lat=lat,
+        last_lon=lon,
     )
     return new_state, alerts
 
