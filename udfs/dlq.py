@@ -36,47 +36,34 @@ def dlq_record(
     keep_bytes: int = KEEP_BYTES,
 ) -> dict[str, Any]:
     """Build the DLQ record for one rejected payload. `stage` names who rejected it (bridge, pipeline…)."""
-    size = len(raw) if isinstance(raw, (bytes, bytearray)) else len(raw.encode("utf-8")) if isinstance(raw, str) else len(bytes(raw))
-    if size > keep_bytes:
-        return _truncated(raw, size, rejection, stage, source, now_ms, keep_bytes)
-    if isinstance(raw, str):
-        payload, encoding = raw, "utf-8"
-    else:
-        try:
-            payload, encoding = bytes(raw).decode("utf-8"), "utf-8"
-        except UnicodeDecodeError:
-            payload, encoding = base64.b64encode(bytes(raw)).decode("ascii"), "base64"
     rejected_at = int(time.time() * 1000) if now_ms is None else now_ms
-    return {
+    record = {
         "reason": rejection.reason,
         "field": rejection.field,
         "detail": rejection.detail,
         "stage": stage,
         "source": source or {},
         "rejected_at": format_timestamp_ms(rejected_at),
-        "payload_encoding": encoding,
-        "payload": payload,
     }
+    return record | _payload_fields(raw, keep_bytes)
 
 
-def _truncated(
-    raw: Any, size: int, rejection: Rejection, stage: str, source: dict[str, Any] | None, now_ms: int | None, keep_bytes: int
-) -> dict[str, Any]:
+def _payload_fields(raw: bytes | str, keep_bytes: int) -> dict[str, Any]:
     data = raw.encode("utf-8") if isinstance(raw, str) else bytes(raw)
-    rejected_at = int(time.time() * 1000) if now_ms is None else now_ms
-    return {
-        "reason": rejection.reason,
-        "field": rejection.field,
-        "detail": rejection.detail,
-        "stage": stage,
-        "source": source or {},
-        "rejected_at": format_timestamp_ms(rejected_at),
-        "payload_encoding": "base64",
-        "payload": base64.b64encode(data[:keep_bytes]).decode("ascii"),
-        "payload_truncated": True,
-        "payload_bytes": size,
-        "payload_sha256": hashlib.sha256(data).hexdigest(),
-    }
+    if len(data) > keep_bytes:
+        return {
+            "payload_encoding": "base64",
+            "payload": base64.b64encode(data[:keep_bytes]).decode("ascii"),
+            "payload_truncated": True,
+            "payload_bytes": len(data),
+            "payload_sha256": hashlib.sha256(data).hexdigest(),
+        }
+    if isinstance(raw, str):
+        return {"payload_encoding": "utf-8", "payload": raw}
+    try:
+        return {"payload_encoding": "utf-8", "payload": data.decode("utf-8")}
+    except UnicodeDecodeError:
+        return {"payload_encoding": "base64", "payload": base64.b64encode(data).decode("ascii")}
 
 
 def encode_dlq_record(record: dict[str, Any]) -> bytes:
