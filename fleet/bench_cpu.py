@@ -10,6 +10,8 @@ as the broker that is its lifetime peak, not just this stage's.
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 import threading
 import time
 from bisect import bisect_left
@@ -59,6 +61,16 @@ def descendants(pid: int) -> list[int]:
             found.append(child)
             todo.append(child)
     return found
+
+
+def stop_process_tree(proc: subprocess.Popen) -> None:
+    """Kill our own child and everything it started (a PyFlink client's JVM), by pid."""
+    for pid in [*descendants(proc.pid), proc.pid]:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait(30)
 
 
 def command_name(pid: int) -> str:

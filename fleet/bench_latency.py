@@ -19,8 +19,6 @@ Keys are (vehicle_id, event time ms), the identity the pipeline's dedup and ever
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -36,7 +34,7 @@ from confluent_kafka import TopicPartition
 from connectors.kafka_clients import end_offsets, make_consumer, make_producer
 from device_sim.fleet_model import Fleet, FleetSpec
 from device_sim.kafka_output import key_and_payload
-from fleet.bench_cpu import descendants
+from fleet.bench_cpu import stop_process_tree
 from fleet.bench_input import CALM_RADIUS_KM
 from infra.flink_cluster import PROJECT_ROOT
 from udfs.alert_rules import LOW_BATTERY
@@ -55,16 +53,6 @@ Key = tuple[int, int]  # (vehicle_id, event time ms)
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def stop_process_tree(proc: subprocess.Popen) -> None:
-    """Kill our own child and everything it started (a PyFlink client's JVM), by pid."""
-    for pid in [*descendants(proc.pid), proc.pid]:
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait(30)
 
 
 class SentKeys:

@@ -173,10 +173,7 @@ def write_plots(outcomes: list[StageOutcome], folder: Path, stem: str, sustained
                 va="center", fontsize=8)
     ax.set_xlabel("events/s drained (first to last output record)")
     ax.set_title("Drain rate, same broker and input, one run")
-    fig.tight_layout()
-    paths.append(folder / f"{stem}-rates.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_save(fig, folder / f"{stem}-rates.png"))
 
     roles = sorted({r for o in outcomes for r in o.processes})
     fig, ax = plt.subplots(figsize=(9, 4.5))
@@ -189,10 +186,7 @@ def write_plots(outcomes: list[StageOutcome], folder: Path, stem: str, sustained
     ax.set_xlabel("CPU seconds per 1,000 events (drain window), by process")
     ax.set_title("CPU cost per event")
     ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    paths.append(folder / f"{stem}-cpu.png")
-    fig.savefig(paths[-1], dpi=110)
-    plt.close(fig)
+    paths.append(_save(fig, folder / f"{stem}-cpu.png"))
 
     steps = (sustained or {}).get("steps") or []
     if steps:
@@ -202,11 +196,17 @@ def write_plots(outcomes: list[StageOutcome], folder: Path, stem: str, sustained
         ax.set_xlabel("target events/s (open loop, green: sustained)")
         ax.set_ylabel("max lag during the step (events)")
         ax.set_title("Sustained load: the pipeline's lag at rising rates")
-        fig.tight_layout()
-        paths.append(folder / f"{stem}-sustained.png")
-        fig.savefig(paths[-1], dpi=110)
-        plt.close(fig)
+        paths.append(_save(fig, folder / f"{stem}-sustained.png"))
     return paths
+
+
+def _save(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def write_markdown(path: Path, result: dict[str, Any], host: dict[str, Any], command: str, plots: list[Path], json_path: Path) -> Path:

@@ -38,8 +38,9 @@ from confluent_kafka import TopicPartition
 from connectors.kafka_clients import make_consumer
 from device_sim.fleet_model import Fleet, FleetSpec
 from device_sim.kafka_output import produce_events
+from fleet.bench_cpu import stop_process_tree
 from fleet.bench_input import CALM_RADIUS_KM
-from fleet.bench_latency import BRONZE_POLL_S, HOT_STORE_POLL_S, LatencyProbes, stop_process_tree
+from fleet.bench_latency import BRONZE_POLL_S, HOT_STORE_POLL_S, LatencyProbes
 from infra.flink_cluster import PROJECT_ROOT
 from udfs.telemetry_schema import parse_timestamp_ms
 

@@ -67,8 +67,8 @@ class KafkaConfig:
     topics: tuple[TopicSpec, ...]
     # transaction.timeout.ms of the exactly-once sinks, and the broker's transaction.max.timeout.ms
     # it must not exceed (checked against the restart strategy: fleet/config_invariants.py).
-    transaction_timeout_ms: int = 600_000
-    broker_max_transaction_timeout_ms: int = 900_000
+    transaction_timeout_ms: int
+    broker_max_transaction_timeout_ms: int
 
     def topic(self, role: str) -> TopicSpec:
         for spec in self.topics:
