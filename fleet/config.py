@@ -126,6 +126,8 @@ class AlertSettings:
     publish_concurrency: int  # SNS PublishBatch calls in flight at once
     publish_flush_ms: int  # pending pages are published (and logged, and sent on) at least this often
     publish_shards: int  # keys of the publisher: parallel flushes across its subtasks
+    input_stall_after_s: float  # no record for this long: the input is stalled (offline detection holds)
+    input_lag_limit_s: float  # records read this long after their ingest: the input is lagging
 
 
 @dataclass(frozen=True)
@@ -308,7 +310,7 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
 
         alerts_raw["service_area"] = str(DEFAULT_SERVICE_AREA)
     alerts_raw["alert_log"] = str(Path(alerts_raw.get("alert_log") or infra.run_dir / "alerts.log").expanduser())
-    for key in ("low_battery_percent", "battery_rearm_percent", "offline_after_s"):
+    for key in ("low_battery_percent", "battery_rearm_percent", "offline_after_s", "input_stall_after_s", "input_lag_limit_s"):
         alerts_raw[key] = float(alerts_raw[key])
     alerts = _construct(AlertSettings, alerts_raw, "alerts")
     if alerts.battery_rearm_percent < alerts.low_battery_percent or alerts.offline_after_s <= 0:
@@ -317,6 +319,12 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
         raise ConfigError("[alerts] storm_window_s >= 1 and storm_pages_per_window >= 0")
     if not 1 <= alerts.publish_concurrency <= 64 or alerts.publish_flush_ms < 10 or alerts.publish_shards < 1:
         raise ConfigError("[alerts] publish_concurrency in 1..64, publish_flush_ms >= 10 and publish_shards >= 1")
+    if not 0 < alerts.input_stall_after_s < alerts.offline_after_s or alerts.input_lag_limit_s <= 0:
+        raise ConfigError(
+            f"[alerts] input_stall_after_s={alerts.input_stall_after_s:g} must be > 0 and below offline_after_s="
+            f"{alerts.offline_after_s:g} (an ingest outage between the two would page every vehicle offline before "
+            f"the stall is noticed), and input_lag_limit_s > 0"
+        )
 
     faults_raw = dict(_section(raw, "faults"))
     faults_raw["marker_dir"] = str(Path(faults_raw.get("marker_dir") or infra.run_dir / "faults").expanduser())

@@ -2,16 +2,21 @@
 
 Per event: parse + validate (rejects are only counted: the pipeline already sends them to the DLQ),
 then the rules of udfs.alert_rules against the vehicle's state. Offline detection needs no timer
-per vehicle: each vehicle's state holds its deadline (processing time of its last event plus the
-offline timeout, rounded up to the timer granularity), and the shard has one processing-time timer
-at the earliest deadline among its vehicles; when it fires, every vehicle past its deadline goes
-offline once, and the timer moves to the next earliest deadline.
+per vehicle: each vehicle's state holds when it was last heard (its record's ingest time), the
+shard has one processing-time timer, and when it fires every vehicle silent for the offline
+timeout goes offline once and the timer moves to the next vehicle due.
 
-State: MapState vehicle_id → JSON [rule state..., deadline], under the shard key. The operator
-keeps a full copy of each shard it has touched (loaded once from state after every (re)start,
-since `open()` starts empty), so the timer can scan a shard without reading state, and writes the
-changed vehicles back with one `put_all` per batch or timer. Timers are Flink's, checkpointed: a
-restart neither re-raises an open episode nor forgets a vehicle that was about to go offline.
+Silence is counted on the input clock (udfs.input_clock), not the wall clock: a restart or a
+backlog cannot page a vehicle that was talking meanwhile, and while the input is stalled (the
+ingest path down) no vehicle's silence grows; the instance reports its input status on a side
+output (PLATFORM_TAG) and jobs.platform_monitor turns those reports into one platform alert.
+
+State: MapState vehicle_id → JSON [rule state..., heard_ms], under the shard key, and at key -1
+the input clock as this shard last saw it. The operator keeps a full copy of each shard it has
+touched (loaded once from state after every (re)start, since `open()` starts empty), so the timer
+can scan a shard without reading state, and writes the changed vehicles back with one `put_all`
+per batch or timer. Timers are Flink's, checkpointed: a restart neither re-raises an open episode
+nor forgets a vehicle that was about to go offline.
 """
 
 from __future__ import annotations
@@ -20,15 +25,22 @@ from typing import Any, Iterable
 
 import orjson
 from pyflink.common import Row, Types
+from pyflink.datastream import OutputTag
 from pyflink.datastream.functions import KeyedProcessFunction, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor
 
 from udfs.alert_rules import AlertPolicy, VehicleAlertState, is_late, on_event, on_silence
 from udfs.fault_injection import FailOnce
 from udfs.geofence import load_service_area
+from udfs.input_clock import CURRENT, STALLED, InputClock, InputPolicy
+from udfs.platform_alerts import status_report
 from udfs.telemetry_schema import DEFAULT_POLICY, Rejection, ValidationPolicy, parse, parse_timestamp_ms
 
-# One vehicle's entry: (VehicleAlertState, deadline_ms or None once it is offline / never seen).
+# The detector's input status reports (JSON), for jobs.platform_monitor.
+PLATFORM_TAG = OutputTag("input-status", Types.STRING())
+_CLOCK_KEY = -1  # vehicle ids are >= 0 (the schema), so this key of the map holds the shard's clock
+
+# One vehicle's entry: (VehicleAlertState, heard_ms: ingest time of its newest record, None once offline).
 _Entry = tuple[VehicleAlertState, Any]
 
 
@@ -41,13 +53,22 @@ def _encode(entry: _Entry) -> str:
     return orjson.dumps([*entry[0].to_tuple(), entry[1]]).decode()
 
 
+def subtask_index(runtime_context: RuntimeContext) -> int:
+    """PyFlink 2.x's thread mode calls `getIndexOfThisSubtask`, which Flink 2 moved to TaskInfo."""
+    try:
+        return runtime_context.get_index_of_this_subtask()
+    except AttributeError:
+        return runtime_context._runtime_context.getTaskInfo().getIndexOfThisSubtask()
+
+
 class AlertBatchDetector(KeyedProcessFunction):
     def __init__(
         self, policy: AlertPolicy, service_area_path: str, timer_granularity_ms: int, fail_once: FailOnce | None = None,
-        schema: ValidationPolicy = DEFAULT_POLICY,
+        schema: ValidationPolicy = DEFAULT_POLICY, input_policy: InputPolicy = InputPolicy(),
     ):
         self.policy = policy
         self.schema = schema
+        self.input_policy = input_policy
         self.service_area_path = service_area_path
         self.granularity = max(1, timer_granularity_ms)
         self.fail_once = fail_once
@@ -58,25 +79,45 @@ class AlertBatchDetector(KeyedProcessFunction):
         self.offline_ms = int(self.policy.offline_after_s * 1000)
         self.shards: dict[int, dict[int, _Entry]] = {}
         self.timer_at: dict[int, int] = {}  # the shard timer this instance registered (a cache)
+        self.subtask = subtask_index(runtime_context)
+        self.clock: InputClock | None = None  # made at the first call: it needs a processing time
+        self.reported: tuple[str, int] | None = None  # (status, when) last sent to the platform monitor
+        self.status_since = 0
         metrics = runtime_context.get_metrics_group()
         self.raised = metrics.counter("alerts_raised")
         self.rejected = metrics.counter("payloads_rejected")
         self.late = metrics.counter("late_readings")  # older than the vehicle's newest: no episode change
+        metrics.gauge("input_stalled", lambda: int(self.clock is not None and self.clock.status == STALLED))
+
+    def _clock(self, now: int) -> InputClock:
+        if self.clock is None:
+            self.clock = InputClock(self.input_policy, started_wall_ms=now)
+            self.status_since = now
+        return self.clock
 
     def _shard(self, shard: int) -> dict[int, _Entry]:
         vehicles = self.shards.get(shard)
         if vehicles is None:
-            vehicles = {vehicle: _decode(stored) for vehicle, stored in self.state.items()}
+            stored = dict(self.state.items())
+            clock = stored.pop(_CLOCK_KEY, None)
+            if clock is not None:
+                input_ms, gaps = orjson.loads(clock)
+                self.clock.learn(input_ms, gaps)
+            vehicles = {vehicle: _decode(value) for vehicle, value in stored.items()}
             self.shards[shard] = vehicles
         return vehicles
 
-    def process_element(self, batch: Row, ctx: KeyedProcessFunction.Context) -> Iterable[str]:
+    def _stored_clock(self) -> str:
+        return orjson.dumps([self.clock.input_ms, self.clock.gaps]).decode()
+
+    def process_element(self, batch: Row, ctx: KeyedProcessFunction.Context) -> Iterable[Any]:
         shard = ctx.get_current_key()
-        vehicles = self._shard(shard)
         timers = ctx.timer_service()
         now = timers.current_processing_time()
-        deadline = -(-(now + self.offline_ms) // self.granularity) * self.granularity
-        changed: dict[int, str] = {}
+        clock = self._clock(now)
+        vehicles = self._shard(shard)
+        clock.observe(batch[1], now)
+        changed: dict[int, _Entry] = {}
         for raw, ingested_at_ms in zip(batch[0], batch[1]):
             event = parse(bytes(raw), self.schema)
             if isinstance(event, Rejection):
@@ -91,15 +132,23 @@ class AlertBatchDetector(KeyedProcessFunction):
             if is_late(prior, event_time_ms):
                 self.late.inc()
             state, alerts = on_event(prior, event, event_time_ms, self.area.contains, self.policy)
-            entry = (state, deadline)
+            heard = now if ingested_at_ms is None else min(ingested_at_ms, now)
+            if held and held[1] is not None and held[1] > heard:
+                heard = held[1]  # a record ingested earlier but read later: the vehicle was heard since
+            entry = (state, heard)
             vehicles[vehicle_id] = entry
             changed[vehicle_id] = entry
             yield from self._emit(alerts, ingested_at_ms, now)
+        yield from self._report(now)
         if changed:
-            self.state.put_all({vehicle: _encode(entry) for vehicle, entry in changed.items()})
+            self.state.put_all({**{vehicle: _encode(entry) for vehicle, entry in changed.items()}, _CLOCK_KEY: self._stored_clock()})
             if shard not in self.timer_at:
-                timers.register_processing_time_timer(deadline)
-                self.timer_at[shard] = deadline
+                self._register(timers, shard, now + min(self.offline_ms, self.input_policy.stall_after_ms))
+
+    def _register(self, timers, shard: int, at_ms: int) -> None:
+        at_ms = -(-at_ms // self.granularity) * self.granularity
+        timers.register_processing_time_timer(at_ms)
+        self.timer_at[shard] = at_ms
 
     def _emit(self, alerts: list[dict[str, Any]], ingested_at_ms: int | None, raised_at_ms: int) -> Iterable[str]:
         for alert in alerts:
@@ -108,24 +157,48 @@ class AlertBatchDetector(KeyedProcessFunction):
             alert["raised_at_ms"] = raised_at_ms
             yield orjson.dumps(alert).decode()
 
-    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterable[str]:
+    def _report(self, now: int) -> Iterable[Any]:
+        """Tell the platform monitor when the status changes, and every half stall period while blind
+        (so that it can forget an instance that went away)."""
+        status = self.clock.status
+        last = self.reported
+        if last is not None and last[0] == status and (status == CURRENT or now - last[1] < self.input_policy.stall_after_ms // 2):
+            return
+        if last is None or last[0] != status:
+            self.status_since = now
+        # The first report after a (re)start goes out even when current: the monitor may still hold
+        # this subtask as blind from before the restart.
+        self.reported = (status, now)
+        yield PLATFORM_TAG, orjson.dumps(status_report(self.subtask, status, now, self.clock.input_ms, self.status_since)).decode()
+
+    def on_timer(self, timestamp: int, ctx: KeyedProcessFunction.OnTimerContext) -> Iterable[Any]:
         shard = ctx.get_current_key()
+        clock = self._clock(timestamp)
         vehicles = self._shard(shard)
-        changed: dict[int, str] = {}
-        next_deadline = None
-        for vehicle_id, (state, deadline) in vehicles.items():
-            if deadline is None:
+        clock.tick(timestamp)
+        yield from self._report(timestamp)
+        self.timer_at.pop(shard, None)
+        input_now = clock.now_ms(timestamp)
+        if input_now is None:
+            return
+        changed: dict[int, _Entry] = {}
+        next_due = None
+        for vehicle_id, (state, heard) in vehicles.items():
+            if heard is None:
                 continue
-            if deadline > timestamp:
-                next_deadline = deadline if next_deadline is None else min(next_deadline, deadline)
+            due = -(-clock.due_ms(heard, self.offline_ms) // self.granularity) * self.granularity
+            if due > input_now:
+                next_due = due if next_due is None else min(next_due, due)
                 continue
             state, alerts = on_silence(state, vehicle_id, self.policy)
             changed[vehicle_id] = (state, None)
             yield from self._emit(alerts, None, timestamp)
+        clock.prune(self.offline_ms)
         if changed:
             vehicles.update(changed)
-            self.state.put_all({vehicle: _encode(entry) for vehicle, entry in changed.items()})
-        self.timer_at.pop(shard, None)
-        if next_deadline is not None:
-            ctx.timer_service().register_processing_time_timer(next_deadline)
-            self.timer_at[shard] = next_deadline
+            self.state.put_all({**{vehicle: _encode(entry) for vehicle, entry in changed.items()}, _CLOCK_KEY: self._stored_clock()})
+        if next_due is not None:
+            # Input time runs with the wall clock while the input is current (the stall is noticed
+            # by these timers, hence at most a stall period apart); a stalled clock is only polled.
+            wait = self.input_policy.stall_after_ms // 2 if clock.status == STALLED else min(next_due - input_now, self.input_policy.stall_after_ms)
+            self._register(ctx.timer_service(), shard, timestamp + max(self.granularity, wait))

@@ -1,9 +1,10 @@
 """Anomaly and offline detection: real-time alerts from `vehicle-telemetry`, once per episode.
 
-  source ─► batches per shard (Java) ─► alert detector ─► fan-out (jobs/alert_fanout) ─► `fleet-alerts` (Kafka)
-                                        (low battery ·      (storm guard; SNS PublishBatch,
-                                         geofence · offline  local log, vehicle status: offline)
-                                         scan per shard)
+  source ─► batches per shard (Java) ─► alert detector ─┬──────────────► fan-out (jobs/alert_fanout) ─► `fleet-alerts` (Kafka)
+                                        (low battery ·  │ input status   ▲ (storm guard; SNS PublishBatch,
+                                         geofence ·     └─► platform ────┘  local log, vehicle status: offline)
+                                         offline scan       monitor: one `input_stalled` per incident
+                                         per shard, on the input clock)
 
 The seed's Lambda 9.2 as a PyFlink job with its own consumer group. Alerts go out at least once,
 not exactly once: an exactly-once Kafka sink would hold every alert until the next checkpoint
@@ -26,10 +27,12 @@ from connectors.kafka_source import OffsetPosition, raw_bytes_source
 from connectors.telemetry_batches import batches_by_shard, in_memory_payloads
 from fleet.config import PlatformConfig
 from jobs.alert_fanout import FanoutSettings, add_alert_fanout
-from jobs.alert_batch import AlertBatchDetector
+from jobs.alert_batch import PLATFORM_TAG, AlertBatchDetector
 from jobs.job_main import job_main
+from jobs.platform_monitor import add_platform_monitor
 from udfs.alert_rules import AlertPolicy
 from udfs.fault_injection import FailOnce
+from udfs.input_clock import InputPolicy
 from udfs.telemetry_schema import DEFAULT_POLICY, ValidationPolicy
 
 ALL_OUTPUTS = frozenset({"kafka", "sns", "log", "status"})
@@ -55,6 +58,7 @@ class AnomalyConfig:
     batch_shards: int = 8
     fanout: FanoutSettings = FanoutSettings()  # storm guard and SNS batching (jobs.alert_fanout)
     schema: ValidationPolicy = DEFAULT_POLICY  # payload limits ([schema])
+    input_policy: InputPolicy = InputPolicy()  # when the input counts as stalled or lagging (udfs.input_clock)
 
 
 def anomaly_config(platform: PlatformConfig, *, start: str = "committed", stop: str | None = None) -> AnomalyConfig:
@@ -77,6 +81,7 @@ def anomaly_config(platform: PlatformConfig, *, start: str = "committed", stop: 
         batch_window_ms=platform.pipeline.batch_window_ms,
         batch_shards=platform.pipeline.batch_shards,
         schema=platform.schema,
+        input_policy=InputPolicy(int(alerts.input_stall_after_s * 1000), int(alerts.input_lag_limit_s * 1000)),
     )
 
 
@@ -91,10 +96,11 @@ def build(env: StreamExecutionEnvironment, config: AnomalyConfig, *, raw: DataSt
     t_env = StreamTableEnvironment.create(env)
     t_env.get_config().set("table.local-time-zone", "UTC")
     batches = batches_by_shard(t_env, raw, shards=config.batch_shards, window_ms=config.batch_window_ms, bounded=bounded, name="alerts")
-    alerts = (
-        batches.process(AlertBatchDetector(config.policy, config.service_area, config.timer_granularity_ms, config.fail_once, config.schema), output_type=Types.STRING())
-        .name("alert detector").uid("alert-detector")
-    )
+    detector = AlertBatchDetector(config.policy, config.service_area, config.timer_granularity_ms, config.fail_once, config.schema, config.input_policy)
+    alerts = batches.process(detector, output_type=Types.STRING()).name("alert detector").uid("alert-detector")
+    # Instances that stop reporting while blind are forgotten after three of their report periods.
+    platform = add_platform_monitor(alerts.get_side_output(PLATFORM_TAG), expire_ms=3 * config.input_policy.stall_after_ms)
+    alerts = alerts.union(platform)
     if config.outputs & {"sns", "log", "status"}:
         alerts = add_alert_fanout(alerts, config)
     if "kafka" in config.outputs:

@@ -2,6 +2,7 @@
 (read back through an SQS subscription), once each; a restart from a checkpoint re-raises no open
 episode and still fires the offline timer that was pending when the job stopped."""
 
+import threading
 import time
 import uuid
 from collections import Counter
@@ -23,6 +24,7 @@ from udfs.telemetry_schema import format_timestamp_ms
 pytestmark = [pytest.mark.integration, pytest.mark.job]
 
 OFFLINE_S = 12  # long enough that stopping and restoring the job happens while 602's timer is pending
+STALL_S = 4  # 601 reports every 0.5 s throughout, so the input never stalls: 602's silence all counts
 
 
 def event(vehicle_id, percent=80, lat=50.1105, lon=8.6821):
@@ -101,20 +103,29 @@ def test_alerts_to_kafka_and_sns_once_and_restart_from_checkpoint(kafka_bootstra
         "infra.moto_port": moto_endpoint.rsplit(":", 1)[1],
         "flink.checkpoint_interval_ms": "300", "flink.restart_attempts": "0",
         "alerts.offline_after_s": str(OFFLINE_S), "alerts.offline_timer_granularity_ms": "200",
-        "alerts.sns_topic": sns_topic,
+        "alerts.input_stall_after_s": str(STALL_S), "alerts.sns_topic": sns_topic,
     }, environ={})
     config = replace(anomaly_config(platform, start="earliest"), telemetry_topic=telemetry, alerts_topic=alerts_topic, group_id=f"alerts-{suffix}")
     checkpoints = Path(platform.flink.checkpoint_dir.removeprefix("file://"))
     reader = AlertReader(kafka_bootstrap, alerts_topic, sqs, queue_url)
+    stop_601 = threading.Event()
     try:
         env = create_env(platform.flink)
         build(env, config)
         first = env.execute_async("anomaly detection (first run)")
         job_id = str(first.get_job_id())
 
-        # 601 runs low (and keeps reporting); 602 reports and then goes silent.
+        # 601 runs low and keeps reporting, through the restart too (Kafka holds what the stopped
+        # job misses); 602 reports and then goes silent.
+        silent_since = time.monotonic()  # 602's silence counts from its record's ingest time: at or after this
         produce_events(kafka_bootstrap, telemetry, [event(601, 40), event(602), event(601, 12), event(602)])
-        silent_since = time.monotonic()
+
+        def keep_reporting():
+            while not stop_601.wait(0.5):  # still the same low-battery episode: no new alert
+                produce_events(kafka_bootstrap, telemetry, [event(601, 11)])
+
+        reporter = threading.Thread(target=keep_reporting, daemon=True)
+        reporter.start()
         reader.wait_for(lambda r: (601, "low_battery") in kinds(r.kafka) and (601, "low_battery") in kinds(r.sns))
         seen_at_alert = latest_checkpoint(checkpoints, job_id)
         wait_checkpoint(checkpoints, job_id, newer_than=seen_at_alert[0] if seen_at_alert else 0)
@@ -127,15 +138,13 @@ def test_alerts_to_kafka_and_sns_once_and_restart_from_checkpoint(kafka_bootstra
         build(env, config)
         second = env.execute_async("anomaly detection (restored)")
         try:
-            for _ in range(3):  # still the same low-battery episode: no new alert
-                produce_events(kafka_bootstrap, telemetry, [event(601, 11)])
-                time.sleep(0.5)
             reader.wait_for(lambda r: (602, "offline") in kinds(r.kafka) and (602, "offline") in kinds(r.sns), timeout_s=OFFLINE_S + 20)
             assert time.monotonic() - silent_since >= OFFLINE_S  # raised by the restored timer, not early
             reader.settle(2)
         finally:
             second.cancel().result()
     finally:
+        stop_601.set()
         reader.close()
 
     expected = Counter({(601, "low_battery"): 1, (602, "offline"): 1})

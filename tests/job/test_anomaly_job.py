@@ -57,6 +57,7 @@ def test_alerts_once_per_episode_with_offline_timers(tmp_path):
     platform = load_config("local", {
         "infra.run_dir": str(tmp_path), "flink.restart_attempts": "0",
         "alerts.offline_after_s": "0.8", "alerts.offline_timer_granularity_ms": "100",
+        "alerts.input_stall_after_s": "0.4",  # the input never pauses: a tick is 50 ms
     }, environ={})
     config = replace(anomaly_config(platform), outputs=frozenset({"log"}))
     env = create_env(platform.flink)
@@ -102,3 +103,44 @@ def test_payloads_over_the_schemas_limits_raise_no_alert_and_the_job_goes_on(tmp
     ]
     alerts = [orjson.loads(a) for a in build(env, config, raw=env.from_collection(stream, type_info=Types.STRING())).execute_and_collect()]
     assert {(a["vehicle_id"], a["kind"]) for a in alerts if a["kind"] == "low_battery"} == {(601, "low_battery")}
+
+
+OUTAGE_AT, OUTAGE_S, OUTAGE_TICKS = 20, 2.5, 60
+
+
+def outage_payload(index):
+    """701-703 report every tick; before tick 20 the whole input stops for 2.5 s (the ingest path
+    down), longer than the offline timeout (1.2 s); 702 never comes back."""
+    tick, vehicle = divmod(index, 3)
+    vehicle_id = 701 + vehicle
+    if vehicle == 0:
+        time.sleep(OUTAGE_S if tick == OUTAGE_AT else TICK_S)
+    if vehicle_id == 702 and tick >= OUTAGE_AT:
+        return None
+    return orjson.dumps({
+        "vehicle_id": vehicle_id, "timestamp": format_timestamp_ms(int(time.time() * 1000)),
+        "location": {"lat": INSIDE[0], "lon": INSIDE[1]}, "battery": {"percent": 80, "charging": False},
+    }).decode()
+
+
+def test_an_ingest_outage_longer_than_the_offline_timeout_pages_once_for_the_platform(tmp_path):
+    """Seen silence: 701 and 703 lose 2.5 s to the outage, of which only the first 0.4 s (the stall
+    period) counts: no offline. 702 is silent from the outage on: 0.4 s + the 3 s after it > 1.2 s."""
+    platform = load_config("local", {
+        "infra.run_dir": str(tmp_path), "flink.restart_attempts": "0",
+        "alerts.offline_after_s": "1.2", "alerts.offline_timer_granularity_ms": "100", "alerts.input_stall_after_s": "0.4",
+    }, environ={})
+    config = replace(anomaly_config(platform), outputs=frozenset({"log"}))
+    env = create_env(platform.flink)
+    sequence = env.from_source(NumberSequenceSource(0, OUTAGE_TICKS * 3 - 1), WatermarkStrategy.no_watermarks(), "paced outage")
+    raw = sequence.flat_map(lambda i: [p] if (p := outage_payload(i)) is not None else [], output_type=Types.STRING())
+    alerts = [orjson.loads(a) for a in build(env, config, raw=raw).execute_and_collect()]
+
+    assert Counter((a["vehicle_id"], a["kind"]) for a in alerts) == Counter({
+        (702, "offline"): 1, (None, "input_stalled"): 1, (None, "input_restored"): 1,
+    }), alerts
+    stalled = next(a for a in alerts if a["kind"] == "input_stalled")
+    restored = next(a for a in alerts if a["kind"] == "input_restored")
+    offline = next(a for a in alerts if a["kind"] == "offline")
+    assert stalled["episode_start"] == restored["episode_start"]
+    assert stalled["raised_at_ms"] < restored["raised_at_ms"] <= offline["raised_at_ms"]
