@@ -32,6 +32,7 @@ from fleet.fault_expectations import Expectation, expect
 from fleet.fault_sinks import SinkContents, read_sinks
 from infra.flink_cluster import PROJECT_ROOT, FlinkCluster
 from infra.manager import LocalInfra
+from udfs.platform_alerts import INPUT_RESTORED, INPUT_STALLED
 
 FAULTS: dict[str, str] = {
     "taskmanager_kill": "the TaskManager JVM is SIGKILLed mid-stream; a new one starts (as Kubernetes restarts a pod)",
@@ -39,6 +40,8 @@ FAULTS: dict[str, str] = {
     "kafka_restart": "the Kafka broker is stopped and started again",
     "hot_store_outage": "the hot store is unavailable for the outage: local, another writer holds its write lock "
                         "(SQLite: database is locked); timestream, the AWS endpoint refuses and resets connections",
+    "ingest_outage": "nothing reaches Kafka for the outage (the ingest path down; vehicles spool and drain when it is back), "
+                     "longer than the offline timeout; one vehicle never comes back",
 }
 # Not a failure, the planned way a job is upgraded on Kubernetes, checked the same way.
 OPERATIONS: dict[str, str] = {
@@ -68,6 +71,9 @@ class HarnessPlan:
     parked_interval_ms: int = 2_000
     fault_at: float = 0.4  # share of the input sent before the failure
     outage_s: float = 30.0
+    # The alerts job's input stall period: above the pauses a failure causes in what reaches Kafka
+    # (none: the input keeps flowing while a job restarts), below the offline timeout.
+    input_stall_after_s: float = 15.0
     checkpoint_interval_ms: int = 1000
     settle_timeout_s: float = 150.0  # after the input: how long the sinks may take to complete
     store: str = "local"  # local (SQLite) | timestream (Timestream + DynamoDB on moto, through a cuttable proxy)
@@ -76,6 +82,8 @@ class HarnessPlan:
     def __post_init__(self) -> None:
         if self.store not in ("local", "timestream"):
             raise ValueError(f"store={self.store!r}: local or timestream")
+        if not 0 < self.input_stall_after_s < self.offline_after_s:
+            raise ValueError(f"input_stall_after_s={self.input_stall_after_s:g} must be in (0, offline_after_s={self.offline_after_s:g})")
         if self.offline_vehicles and not self.offline_after_s + 5 <= self.offline_s <= self.duration_s - 5:
             raise ValueError(
                 f"an offline episode needs offline_after_s + 5 <= offline_s <= duration_s - 5 (a silence clearly past the "
@@ -116,6 +124,11 @@ class ScenarioResult:
     # keys and the rewrites a replay made are counted here.
     hot_store_rewrites: int = 0
     alerts_expected_by_kind: dict[str, int] = field(default_factory=dict)
+    # Platform alerts (input_stalled / input_restored) for incidents that began before the input
+    # ended (its end is an ingest outage too): one pair for an ingest outage, none for a run without
+    # a failure, at most one pair for a failure (a restart can put the alerts job behind).
+    platform_alerts: dict[str, int] = field(default_factory=dict)
+    platform_expected: tuple[int, int] = (0, 0)  # (least, most) input_stalled episodes
 
     @property
     def lost(self) -> int:
@@ -126,9 +139,16 @@ class ScenarioResult:
         return self.enriched.duplicated + self.bronze.duplicated + self.hot_store.duplicated + self.dlq.duplicated
 
     @property
+    def platform_ok(self) -> bool:
+        stalled, restored = self.platform_alerts.get(INPUT_STALLED, 0), self.platform_alerts.get(INPUT_RESTORED, 0)
+        least, most = self.platform_expected
+        return stalled == restored and least <= stalled <= most
+
+    @property
     def exact(self) -> bool:
         tallies = (self.enriched, self.bronze, self.hot_store, self.dlq)
-        return self.lost == 0 and self.duplicated == 0 and all(t.unexpected == 0 for t in tallies) and self.alerts_unexpected == 0
+        return (self.lost == 0 and self.duplicated == 0 and all(t.unexpected == 0 for t in tallies) and self.alerts_unexpected == 0
+                and self.platform_ok)
 
 
 def tally(expected: Counter | frozenset, got: Counter) -> SinkTally:
@@ -182,7 +202,11 @@ class Harness:
         plan = self.plan
         tag = f"{fault.replace('_', '-')}-{uuid.uuid4().hex[:6]}"
         folder = self.config.infra.run_dir / "faults" / tag
-        timed, fleet_ids, expectation = self._input(plan)
+        timed, fleet_ids = self._input(plan)
+        outage = ""
+        if fault == "ingest_outage":
+            timed, outage = _with_ingest_outage(timed, plan)
+        expectation = self._expect(timed, plan)
         settings = self._settings(tag, folder, plan)
         if fault == "udf_failure":
             settings["faults.fail_once_at"] = self._victim(timed, plan)
@@ -196,21 +220,21 @@ class Harness:
         self._jobs = jobs = self._submit()
         try:
             detail, end_of_input = self._drive(config, timed, fault, plan)
+            detail = outage or detail
+            end_of_input_ms = int(time.time() * 1000)
             restarts = {name: self.cluster.restarts(job_id) for name, job_id in jobs.items()}
             contents = self._settle(config, folder, jobs, expectation, end_of_input, plan)
             restarts = {name: max(restarts[name], self._safe_restarts(job_id)) for name, job_id in jobs.items()}
         finally:
             for job_id in jobs.values():
                 self._cancel_quietly(job_id)
-        result = self._result(fault, expectation, contents, restarts, detail, time.monotonic() - started, plan.store)
+        result = self._result(fault, expectation, contents, restarts, detail, time.monotonic() - started, plan.store, end_of_input_ms)
         self.out("   " + summary_line(result))
         return result
 
-    def _input(self, plan: HarnessPlan) -> tuple[list[tuple[int, Any]], list[int], Expectation]:
+    def _input(self, plan: HarnessPlan) -> tuple[list[tuple[int, Any]], list[int]]:
         from device_sim.fleet_model import FleetSpec
         from device_sim.scenario import Scenario, ScenarioKnobs
-        from udfs.alert_rules import AlertPolicy
-        from udfs.geofence import load_service_area
 
         knobs = ScenarioKnobs(
             duplicates=plan.duplicates, out_of_order=plan.out_of_order, malformed=plan.malformed,
@@ -221,11 +245,16 @@ class Harness:
 
         scenario = Scenario(FleetSpec(vehicles=plan.vehicles, seed=plan.seed), knobs, duration_s=plan.duration_s,
                             modes=RateModes(parked_ms=plan.parked_interval_ms))
-        timed = list(scenario.timed())
+        return list(scenario.timed()), [v.vehicle_id for v in scenario.fleet.vehicles]
+
+    def _expect(self, timed: list[tuple[int, Any]], plan: HarnessPlan) -> Expectation:
+        from udfs.alert_rules import AlertPolicy
+        from udfs.geofence import load_service_area
+
         alerts = self.config.alerts
         policy = AlertPolicy(alerts.low_battery_percent, alerts.battery_rearm_percent, plan.offline_after_s)
         area = load_service_area(alerts.service_area)
-        return timed, [v.vehicle_id for v in scenario.fleet.vehicles], expect(timed, policy, area.contains)
+        return expect(timed, policy, area.contains, stall_after_ms=int(plan.input_stall_after_s * 1000))
 
     @staticmethod
     def _victim(timed: list[tuple[int, Any]], plan: HarnessPlan) -> str:
@@ -252,6 +281,7 @@ class Harness:
             "pipeline.bronze_path": (folder / "bronze").as_uri(),
             "stores.local_path": str(folder / "hot_store.sqlite"),
             "alerts.group_id": f"alerts-{tag}", "alerts.offline_after_s": str(plan.offline_after_s),
+            "alerts.input_stall_after_s": str(plan.input_stall_after_s),
             "alerts.alert_log": str(folder / "alerts.log"), "alerts.sns_topic": f"fleet-alerts-{tag}",
             "flink.checkpoint_interval_ms": str(plan.checkpoint_interval_ms),
             "flink.checkpoint_dir": (folder / "checkpoints").as_uri(),
@@ -350,6 +380,8 @@ class Harness:
             return f"hot store write-locked for {plan.outage_s:.0f}s"
         if fault == "udf_failure":
             return f"user functions fail once on event {config.faults.fail_once_at}"
+        if fault == "ingest_outage":
+            return f"nothing reaches Kafka for {plan.outage_s:g}s (the input is shaped so)"
         if fault == "savepoint_upgrade":
             target = (self._folder / "savepoints").as_uri()
             savepoints = {name: self.cluster.stop_with_savepoint(job_id, target) for name, job_id in self._jobs.items()}
@@ -392,9 +424,11 @@ class Harness:
         return read()
 
     def _result(self, fault: str, expectation: Expectation, contents: SinkContents, restarts: dict[str, int], detail: str,
-                seconds: float, store: str) -> ScenarioResult:
+                seconds: float, store: str, end_of_input_ms: int) -> ScenarioResult:
         expected_alerts = expectation.alert_ids
-        got = set(contents.alerts)
+        platform = {a for a, kind in contents.alert_kinds.items() if kind in (INPUT_STALLED, INPUT_RESTORED)}
+        got = set(contents.alerts) - platform
+        platform_kinds = Counter(contents.alert_kinds[a] for a in platform if contents.alert_episodes[a] < end_of_input_ms)
         hot_store = contents.hot_store
         rewrites = 0
         if store == "timestream":
@@ -411,6 +445,8 @@ class Harness:
             alerts_unexpected=len(got - expected_alerts), alert_deliveries=contents.alert_records,
             restarts=restarts, fault_detail=detail, store=store, ambiguous_gaps=expectation.ambiguous_gaps, seconds=seconds,
             hot_store_rewrites=rewrites, alerts_expected_by_kind=expectation.alerts_by_kind,
+            platform_alerts=dict(sorted(platform_kinds.items())),
+            platform_expected=(1, 1) if fault == "ingest_outage" else (0, 0) if fault == BASELINE else (0, 1),
             notes=[f"unexpected alert {contents.alert_kinds[a]} {a}" for a in sorted(got - expected_alerts)][:5],
         )
 
@@ -426,6 +462,25 @@ class Harness:
                 self.cluster.cancel(job_id)
         except OSError:
             pass
+
+
+def _with_ingest_outage(timed: list[tuple[int, Any]], plan: HarnessPlan) -> tuple[list[tuple[int, Any]], str]:
+    """The input as an outage of the ingest path shapes it: nothing is sent from `fault_at` for
+    `outage_s`; what the vehicles sent meanwhile (their spools) goes out in a burst when it ends, in
+    order; one vehicle, reporting right up to the outage, is never heard from again."""
+    start, end = timed[0][0], timed[-1][0]
+    cut = int(start + (end - start) * plan.fault_at)
+    back = cut + int(plan.outage_s * 1000)
+    if back >= end:
+        raise ValueError(f"an outage of {plan.outage_s:g}s from {plan.fault_at:g} of the input ends after it")
+    before = [item["vehicle_id"] for send_ms, item in timed if send_ms < cut and isinstance(item, dict) and isinstance(item.get("vehicle_id"), int)]
+    silent = before[-1]
+    shaped = [
+        (max(send_ms, back) if send_ms >= cut else send_ms, item)
+        for send_ms, item in timed
+        if not (send_ms >= cut and isinstance(item, dict) and item.get("vehicle_id") == silent)
+    ]
+    return shaped, f"nothing sent for {plan.outage_s:g}s, then the spooled records at once; vehicle {silent} silent from then on"
 
 
 def _complete(contents: SinkContents, expectation: Expectation) -> bool:
@@ -480,6 +535,8 @@ def summary_line(r: ScenarioResult) -> str:
     line = (f"{verdict}: enriched {r.enriched.records}, bronze {r.bronze.records}, hot store {r.hot_store.records} of "
             f"{r.unique_valid}; dlq {r.dlq.records} of {r.rejects}; alerts {r.alerts_raised}/{r.alerts_expected} "
             f"({r.alert_deliveries} deliveries); lost {r.lost}, duplicated {r.duplicated}; restarts {r.restarts}; {r.seconds:.0f}s")
+    if r.platform_alerts:
+        line += f"; platform alerts {r.platform_alerts}"
     if r.hot_store_rewrites:
         line += f"; {r.hot_store_rewrites} Timestream rewrites (no-ops there)"
     if r.ambiguous_gaps:

@@ -29,6 +29,7 @@ class SinkContents:
     alert_records: int
     alerts: Counter  # alert_id → copies
     alert_kinds: dict[str, str]  # alert_id → kind
+    alert_episodes: dict[str, int]  # alert_id → episode start (epoch ms)
 
 
 def enriched_keys(bootstrap: str, topic: str) -> Counter:
@@ -86,21 +87,23 @@ def dlq_entries(bootstrap: str, topic: str) -> Counter:
     return entries
 
 
-def alert_entries(bootstrap: str, topic: str) -> tuple[int, Counter, dict[str, str]]:
+def alert_entries(bootstrap: str, topic: str) -> tuple[int, Counter, dict[str, str], dict[str, int]]:
     ids: Counter = Counter()
     kinds: dict[str, str] = {}
+    episodes: dict[str, int] = {}
     records = read_values(bootstrap, topic)
     for value in records:
         alert = orjson.loads(value)
         ids[alert["alert_id"]] += 1
         kinds[alert["alert_id"]] = alert["kind"]
-    return len(records), ids, kinds
+        episodes[alert["alert_id"]] = parse_timestamp_ms(alert["episode_start"])
+    return len(records), ids, kinds, episodes
 
 
 def read_sinks(bootstrap: str, *, enriched_topic: str, dlq_topic: str, alerts_topic: str, bronze_root: Path, hot_store: Path,
                timestream: tuple[str, str, str] | None = None) -> SinkContents:
     """`timestream`: (moto endpoint, database, table) when the hot store is Timestream on moto."""
-    records, alerts, kinds = alert_entries(bootstrap, alerts_topic)
+    records, alerts, kinds, episodes = alert_entries(bootstrap, alerts_topic)
     return SinkContents(
         enriched=enriched_keys(bootstrap, enriched_topic),
         bronze=bronze_keys(bronze_root),
@@ -109,4 +112,5 @@ def read_sinks(bootstrap: str, *, enriched_topic: str, dlq_topic: str, alerts_to
         alert_records=records,
         alerts=alerts,
         alert_kinds=kinds,
+        alert_episodes=episodes,
     )

@@ -67,7 +67,8 @@ def add_parsers(commands: argparse._SubParsersAction, add: Callable[..., argpars
         ("duplicates", "re-sent events"), ("malformed", "non-JSON payloads"), ("schema_invalid", "payloads the schema rejects"),
         ("offline_vehicles", "vehicles that go silent"), ("offline_s", "how long they stay silent"),
         ("offline_after_s", "the alert job's offline timeout"),
-        ("outage_s", "how long the hot store stays unavailable"),
+        ("outage_s", "how long the hot store or the ingest path stays unavailable"),
+        ("input_stall_after_s", "the alert job's input stall period (below the offline timeout)"),
         ("store", "hot store backend: local (SQLite) or timestream (Timestream + DynamoDB on moto)"), ("fault_at", "share of the input sent before the failure"),
         ("seed", "simulator seed"),
     ):

@@ -19,6 +19,10 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 # 40 s seen under load); the runs with a planned offline episode need input for longer than it.
 WITH_OFFLINE = HarnessPlan(vehicles=40, duration_s=60.0, duplicates=30, offline_vehicles=1, offline_s=53.0, offline_after_s=45.0)
 SHORT = replace(WITH_OFFLINE, duration_s=30.0, offline_vehicles=0)
+# Nothing reaches Kafka from 15 s to 40 s: longer than the offline timeout (20 s), far longer than
+# the stall period (6 s). Every vehicle's send gap spans the outage; only the vehicle that never
+# comes back has 20 s of silence the platform could see (6 s into the outage + 20 s after it).
+INGEST_OUTAGE = replace(WITH_OFFLINE, offline_vehicles=0, offline_after_s=20.0, input_stall_after_s=6.0, outage_s=25.0, fault_at=0.25)
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +42,7 @@ def _run(harness: Harness, fault: str, plan: HarnessPlan):
     assert result.enriched.records == result.bronze.records == result.hot_store.records == result.unique_valid
     assert result.dlq.records == result.rejects
     assert result.alerts_raised == result.alerts_expected and result.alerts_unexpected == 0, summary_line(result)
+    assert result.platform_ok, summary_line(result)
     assert result.exact
     return result
 
@@ -69,4 +74,13 @@ def test_stop_with_savepoint_and_resume(harness):
     result = _run(harness, "savepoint_upgrade", WITH_OFFLINE)
     assert "both restored from them" in result.fault_detail
     assert result.alerts_expected_by_kind["offline"] == 1
+    assert result.restarts == {"pipeline": 0, "alerts": 0}
+
+
+def test_ingest_path_down_longer_than_the_offline_timeout(harness):
+    result = _run(harness, "ingest_outage", INGEST_OUTAGE)
+    # One platform alert for the incident, no page per vehicle for it, and the one vehicle that
+    # really went silent during it still goes offline (and never comes back).
+    assert result.platform_alerts == {"input_restored": 1, "input_stalled": 1}
+    assert result.alerts_expected_by_kind.get("offline") == 1 and "back_online" not in result.alerts_expected_by_kind
     assert result.restarts == {"pipeline": 0, "alerts": 0}
