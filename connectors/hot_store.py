@@ -69,6 +69,12 @@ class WriteResult:
     rejected: tuple[RejectedPoint, ...] = field(default=())
 
 
+@dataclass(frozen=True)
+class StatusWrite:
+    changed: int
+    refused: tuple[tuple["VehicleStatus", str], ...] = field(default=())  # (status, the store's reason)
+
+
 @dataclass(frozen=True, slots=True)
 class VehicleStatus:
     """Last known state of one vehicle; `last_seen_ms` is the event time of the newest event."""
@@ -117,6 +123,11 @@ class HotStore(Protocol):
 class VehicleStatusStore(Protocol):
     def upsert(self, statuses: Sequence[VehicleStatus]) -> int:
         """Apply newest-event-wins; return how many rows changed."""
+        ...
+
+    def write_statuses(self, statuses: Sequence[VehicleStatus]) -> StatusWrite:
+        """`upsert`, also returning the statuses the store permanently refuses (with its reason)
+        instead of raising for them; transient failures still raise."""
         ...
 
     def mark_offline(self, vehicle_id: int, last_seen_ms: int) -> bool:

@@ -139,11 +139,12 @@ class LocalHotStore:
     def write(self, points: Sequence[TelemetryPoint]) -> WriteResult:
         now_ms = _now_ms(self._clock)
         accepted, rejected = partition_points(points, now_ms, self.retention_hours)
+        refused: list[tuple[int, str]] = []
         if accepted:
-            with self._db.transaction() as conn:
-                conn.executemany(_UPSERT_POINT, [_point_row(p) for p in accepted])
+            _, refused = self._db.write_rows(_UPSERT_POINT, [_point_row(p) for p in accepted])
+            rejected.extend(RejectedPoint(accepted[index], f"refused by SQLite: {why}") for index, why in refused)
         self._sweep_if_due(now_ms)
-        return WriteResult(written=len(accepted), rejected=tuple(rejected))
+        return WriteResult(written=len(accepted) - len(refused), rejected=tuple(rejected))
 
     def trace(
         self, vehicle_id: int, since_ms: int, until_ms: int | None = None, limit: int | None = None

@@ -312,11 +312,23 @@ class TimestreamHotStore:
                 sleep=self._sleep,
             )
         except ClientError as error:
-            if error_code(error) != "RejectedRecordsException":
+            code = error_code(error)
+            if code == "ValidationException":
+                return self._isolate_refused(batch, error)
+            if code != "RejectedRecordsException":
                 raise
             # The records not named here were written by this very call: nothing to re-send.
             return rejected_from_error(error, batch)
         return []
+
+    def _isolate_refused(self, batch: Sequence[TelemetryPoint], error: ClientError) -> list[RejectedPoint]:
+        """Timestream refused the whole request as malformed (ValidationException: nothing of it was
+        written, and resending it cannot succeed). Halve it until the records it refuses stand alone:
+        those are rejected with Timestream's message, the rest written (log2(100) < 7 rounds)."""
+        if len(batch) == 1:
+            return [RejectedPoint(batch[0], f"ValidationException: {error.response.get('Error', {}).get('Message', error)}")]
+        middle = len(batch) // 2
+        return self._write_batch(batch[:middle]) + self._write_batch(batch[middle:])
 
     def _exists(self, describe: Callable[[], Any]) -> bool:
         try:

@@ -97,6 +97,18 @@ def _wait_for_leaders(admin: AdminClient, names: list[str]) -> None:
         time.sleep(0.1)
 
 
+def topic_max_message_bytes(bootstrap_servers: str, topic: str, timeout_s: float = 10.0) -> int | None:
+    """The topic's max.message.bytes as the broker has it; None if it cannot be read (no topic yet:
+    it will be made with the profile's settings)."""
+    admin = admin_client(bootstrap_servers)  # held until the answer is in: a collected client cancels it
+    try:
+        [described] = admin.describe_configs([ConfigResource(ConfigResource.Type.TOPIC, topic)], request_timeout=timeout_s).values()
+        entry = described.result(timeout=timeout_s).get("max.message.bytes")
+    except Exception:  # noqa: BLE001 - an unknown limit falls back to the configured one
+        return None
+    return int(entry.value) if entry is not None and entry.value else None
+
+
 def _set_configs(admin: AdminClient, topic: str, configs: dict[str, str]) -> None:
     from confluent_kafka.admin import AlterConfigOpType, ConfigEntry
 

@@ -22,6 +22,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
+# What SQLite raises for a row it will never take (a value it cannot bind, a constraint): not
+# OperationalError, which is the database's state (locked, full disk) and may pass.
+REFUSED_ROW = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError)
+
 BUSY_TIMEOUT_MS = 30_000
 
 
@@ -56,6 +60,28 @@ class SqliteDatabase:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+
+    def write_rows(self, sql: str, rows: Sequence[Sequence[Any]]) -> tuple[int, list[tuple[int, str]]]:
+        """`sql` for every row in one transaction; returns (rows changed, [(index, why) of the rows
+        SQLite refuses]). A refusal is about the row (a value SQLite cannot bind, a constraint), so
+        retrying cannot help: the batch is redone row by row and the rest commits. Anything else
+        ("database is locked", a full disk) is raised, for the job to retry."""
+        try:
+            with self.transaction() as conn:
+                before = conn.total_changes
+                conn.executemany(sql, rows)
+                return conn.total_changes - before, []
+        except REFUSED_ROW:
+            pass
+        refused: list[tuple[int, str]] = []
+        with self.transaction() as conn:
+            before = conn.total_changes
+            for index, row in enumerate(rows):
+                try:
+                    conn.execute(sql, row)  # a failed statement rolls back itself, not the transaction
+                except REFUSED_ROW as error:
+                    refused.append((index, f"{type(error).__name__}: {error}"))
+            return conn.total_changes - before, refused
 
     def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self._lock:

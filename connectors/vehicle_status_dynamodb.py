@@ -16,7 +16,7 @@ from typing import Any, Callable, Sequence
 from botocore.exceptions import ClientError
 
 from connectors.aws_clients import RetryPolicy, call_with_retry, error_code, make_client
-from connectors.hot_store import StoreConfig, VehicleStatus
+from connectors.hot_store import StatusWrite, StoreConfig, VehicleStatus
 from connectors.vehicle_status_local import newest_per_vehicle
 
 NEWER_THAN_STORED = "attribute_not_exists(vehicle_id) OR last_seen_ms < :ts"
@@ -119,11 +119,17 @@ class DynamoDbVehicleStatusStore:
         return True
 
     def upsert(self, statuses: Sequence[VehicleStatus]) -> int:
+        return self.write_statuses(statuses).changed
+
+    def write_statuses(self, statuses: Sequence[VehicleStatus]) -> StatusWrite:
         newest = newest_per_vehicle(statuses)
         if len(newest) <= 1 or self._pool is None:
-            return sum(self._put_if_newer(s) for s in newest)
-        # map() re-raises the first failure; the sink then fails and Flink replays (idempotently).
-        return sum(self._pool.map(self._put_if_newer, newest))
+            outcomes = [self._put_if_newer(s) for s in newest]
+        else:
+            # map() re-raises the first failure; the sink then fails and Flink replays (idempotently).
+            outcomes = list(self._pool.map(self._put_if_newer, newest))
+        refused = tuple((s, why) for s, why in zip(newest, outcomes) if isinstance(why, str))
+        return StatusWrite(sum(outcome is True for outcome in outcomes), refused)
 
     def mark_offline(self, vehicle_id: int, last_seen_ms: int) -> bool:
         """Offline, unless an event newer than `last_seen_ms` was stored meanwhile (then it is back)."""
@@ -166,10 +172,11 @@ class DynamoDbVehicleStatusStore:
         if hasattr(self._client, "close"):
             self._client.close()
 
-    def _put_if_newer(self, status: VehicleStatus) -> bool:
+    def _put_if_newer(self, status: VehicleStatus) -> bool | str:
         """True if the item changed. A stored event as new or newer fails the condition: not an
         error, just no change. (If a put succeeds but its answer is lost, the retry fails the
-        condition and counts as unchanged; the item is right either way.)"""
+        condition and counts as unchanged; the item is right either way.) An item DynamoDB refuses
+        (ValidationException: too large, a value it does not take) returns DynamoDB's reason."""
         try:
             self._call(
                 lambda: self._client.put_item(
@@ -183,6 +190,8 @@ class DynamoDbVehicleStatusStore:
         except ClientError as error:
             if error_code(error) == "ConditionalCheckFailedException":
                 return False
+            if error_code(error) == "ValidationException":
+                return f"refused by DynamoDB: {error.response.get('Error', {}).get('Message', error)}"
             raise
         return True
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import operator
 from typing import Any, Iterable, Sequence
 
-from connectors.hot_store import VehicleStatus
+from connectors.hot_store import StatusWrite, VehicleStatus
 from connectors.sqlite_db import SqliteDatabase
 
 # Column order == VehicleStatus field order, so a row maps onto the dataclass positionally.
@@ -83,13 +83,14 @@ class LocalVehicleStatusStore:
         return self._db.path
 
     def upsert(self, statuses: Sequence[VehicleStatus]) -> int:
-        rows = [_status_row(s) for s in newest_per_vehicle(statuses)]
-        if not rows:
-            return 0
-        with self._db.transaction() as conn:
-            before = conn.total_changes
-            conn.executemany(_UPSERT_STATUS, rows)
-            return conn.total_changes - before
+        return self.write_statuses(statuses).changed
+
+    def write_statuses(self, statuses: Sequence[VehicleStatus]) -> StatusWrite:
+        newest = newest_per_vehicle(statuses)
+        if not newest:
+            return StatusWrite(0)
+        changed, refused = self._db.write_rows(_UPSERT_STATUS, [_status_row(s) for s in newest])
+        return StatusWrite(changed, tuple((newest[index], f"refused by SQLite: {why}") for index, why in refused))
 
     def mark_offline(self, vehicle_id: int, last_seen_ms: int) -> bool:
         """Offline, unless an event newer than `last_seen_ms` was stored meanwhile (then it is back)."""

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from connectors.hot_store import StoreConfig
-from fleet.config_invariants import restart_window_ms, transaction_problems
+from fleet.config_invariants import record_size_problems, restart_window_ms, transaction_problems
 from udfs.telemetry_schema import ValidationPolicy
 
 PROFILES_DIR = Path(__file__).parent / "profiles"
@@ -69,6 +69,7 @@ class KafkaConfig:
     # it must not exceed (checked against the restart strategy: fleet/config_invariants.py).
     transaction_timeout_ms: int
     broker_max_transaction_timeout_ms: int
+    max_record_bytes: int  # the largest record the brokers take (checked against [schema])
 
     def topic(self, role: str) -> TopicSpec:
         for spec in self.topics:
@@ -265,6 +266,7 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
     try:
         transaction_timeout = int(kafka_raw["transaction_timeout_ms"])
         broker_max_transaction_timeout = int(kafka_raw["broker_max_transaction_timeout_ms"])
+        max_record_bytes = int(kafka_raw["max_record_bytes"])
     except KeyError as missing:
         raise ConfigError(f"[kafka] missing {missing.args[0]}") from None
 
@@ -344,9 +346,12 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
         schema = ValidationPolicy(**{key: int(value) for key, value in schema_raw.items()})
     except ValueError as exc:
         raise ConfigError(f"[schema] {exc}") from None
+    problems = record_size_problems(max_payload_bytes=schema.max_payload_bytes, max_record_bytes=max_record_bytes)
+    if problems:
+        raise ConfigError(f"profile {profile!r}: " + "; ".join(problems))
 
     return PlatformConfig(
-        profile=profile, infra=infra, kafka=KafkaConfig(bootstrap, topics, transaction_timeout, broker_max_transaction_timeout), flink=flink, aws=aws,
+        profile=profile, infra=infra, kafka=KafkaConfig(bootstrap, topics, transaction_timeout, broker_max_transaction_timeout, max_record_bytes), flink=flink, aws=aws,
         pipeline=pipeline, stores=stores, alerts=alerts, faults=faults, schema=schema,
     )
 

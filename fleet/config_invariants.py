@@ -55,3 +55,30 @@ def transaction_problems(
             "the broker's maximum) or shorten the restart strategy"
         )
     return problems
+
+
+# What the pipeline adds to a payload on its way to Kafka: the enriched fields (zone_id, a
+# vehicle_type of at most udfs.vehicle_registry.MAX_VEHICLE_TYPE_CHARS, ingested_at), the key and
+# Kafka's per-record overhead; and a DLQ record's fields around its payload.
+ENRICHED_OVERHEAD_BYTES = 1024
+DLQ_OVERHEAD_BYTES = 4096
+
+
+def record_size_problems(*, max_payload_bytes: int, max_record_bytes: int) -> list[str]:
+    """Why a valid event or a DLQ record could be too large for Kafka; empty when neither can."""
+    from udfs.dlq import KEEP_BYTES
+
+    problems = []
+    if max_payload_bytes + ENRICHED_OVERHEAD_BYTES > max_record_bytes:
+        problems.append(
+            f"[schema] max_payload_bytes={max_payload_bytes} lets through events whose enriched record "
+            f"(+{ENRICHED_OVERHEAD_BYTES} bytes) is over [kafka] max_record_bytes={max_record_bytes}: "
+            "the brokers would refuse valid events"
+        )
+    dlq_largest = -(-KEEP_BYTES // 3) * 4 + DLQ_OVERHEAD_BYTES  # a kept payload is base64 at worst
+    if dlq_largest > max_record_bytes:
+        problems.append(
+            f"[kafka] max_record_bytes={max_record_bytes} is below the largest DLQ record ({dlq_largest} bytes: "
+            f"a payload kept whole up to {KEEP_BYTES} bytes, base64): the DLQ itself would refuse records"
+        )
+    return problems

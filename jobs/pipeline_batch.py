@@ -34,6 +34,9 @@ from udfs.fault_injection import FailOnce
 from udfs.telemetry_schema import DEFAULT_POLICY, Rejection, ValidationPolicy, parse, parse_timestamp_ms
 from udfs.vehicle_registry import load_registry_file
 
+# Kafka's per-record framing within a batch (length, attributes, timestamp and offset deltas,
+# headers) is under 30 bytes; the batch header is another 61. Kept generous.
+KAFKA_RECORD_OVERHEAD = 128
 _NOT_IN_REGISTRY = ""  # cached "the broadcast registry does not know this vehicle"
 _INSERT = RowKind.INSERT
 
@@ -51,9 +54,12 @@ class EnrichBatch(KeyedBroadcastProcessFunction):
         self, *, topic: str, dedup_capacity: int, dedup_ttl_s: int, registry_file: str = "",
         registry_topic: tuple[str, str] | None = None, stores: StoreConfig | None = None,
         to_bronze: bool = True, fail_once: FailOnce | None = None, cache_vehicles: int = 500_000,
-        schema: ValidationPolicy = DEFAULT_POLICY,
+        schema: ValidationPolicy = DEFAULT_POLICY, max_enriched_bytes: int | None = None,
     ):
         self.topic = topic
+        # The enriched topic's record limit (None: no enriched sink). An event over it goes to the DLQ:
+        # the exactly-once Kafka sink would otherwise fail on it after every restart.
+        self.max_enriched_bytes = max_enriched_bytes
         self.schema = schema
         self.dedup_capacity = dedup_capacity
         self.dedup_ttl_s = dedup_ttl_s
@@ -95,6 +101,7 @@ class EnrichBatch(KeyedBroadcastProcessFunction):
         self.unknown_vehicles = metrics.counter("unknown_vehicle_type")
         self.points_written = metrics.counter("hot_store_points_written")
         self.points_rejected = metrics.counter("hot_store_points_rejected")
+        self.refused_by_sinks = metrics.counter("records_refused_by_sinks")  # enriched topic, status store
 
     def close(self) -> None:
         for store in (self.hot_store, self.status_store):
@@ -138,8 +145,15 @@ class EnrichBatch(KeyedBroadcastProcessFunction):
                     now_ms = ctx.timer_service().current_processing_time()
                 ingested_at_ms = now_ms
             enriched = enrich_in_place(event, self._vehicle_type(vehicle_id, ctx), ingested_at_ms)
-            text = orjson.dumps(enriched).decode()
-            yield _row(str(vehicle_id), text)
+            data = orjson.dumps(enriched)
+            text = data.decode()
+            key = str(vehicle_id)
+            if self.max_enriched_bytes is None or len(data) + len(key) + KAFKA_RECORD_OVERHEAD <= self.max_enriched_bytes:
+                yield _row(key, text)
+            else:
+                self.refused_by_sinks.inc()
+                yield DLQ_TAG, self._refused(text, "enriched_too_large", "enriched-sink",
+                                             f"{len(data)} bytes enriched; the topic takes records up to {self.max_enriched_bytes} (max.message.bytes)")
             if self.to_bronze:
                 yield BRONZE_TAG, _row(*bronze_values(enriched, event_time_ms))
             if self.hot_store is not None:
@@ -164,16 +178,24 @@ class EnrichBatch(KeyedBroadcastProcessFunction):
         return vehicle_type
 
     def _write_stores(self, points: list, texts: list[str]) -> Iterable:
+        """Both stores; what either refuses for good goes to the DLQ with its reason (the event's
+        other sinks keep it). Anything else they raise fails the job, which retries from Kafka."""
         result = self.hot_store.write(points)
         self.points_written.inc(result.written)
+        by_point = {(p.vehicle_id, p.time_ms): text for p, text in zip(points, texts)}
         if result.rejected:
             self.points_rejected.inc(len(result.rejected))
-            by_point = {(p.vehicle_id, p.time_ms): text for p, text in zip(points, texts)}
             for rejected in result.rejected:
-                rejection = Rejection("hot_store_rejected", None, rejected.reason)
                 raw = by_point[(rejected.point.vehicle_id, rejected.point.time_ms)]
-                yield DLQ_TAG, encode_dlq_record(dlq_record(raw, rejection, stage="hot-store")).decode()
-        self.status_store.upsert(latest_status(points))
+                yield DLQ_TAG, self._refused(raw, "hot_store_rejected", "hot-store", rejected.reason)
+        statuses = self.status_store.write_statuses(latest_status(points))
+        for status, reason in statuses.refused:
+            self.refused_by_sinks.inc()
+            yield DLQ_TAG, self._refused(by_point[(status.vehicle_id, status.last_seen_ms)], "status_store_rejected", "vehicle-status", reason)
+
+    @staticmethod
+    def _refused(raw: str, reason: str, stage: str, detail: str) -> str:
+        return encode_dlq_record(dlq_record(raw, Rejection(reason, None, detail), stage=stage)).decode()
 
     def process_broadcast_element(self, row: Row, ctx: KeyedBroadcastProcessFunction.Context) -> None:
         ctx.get_broadcast_state(REGISTRY_STATE).put(row[0], row[1])

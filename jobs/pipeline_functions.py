@@ -15,7 +15,7 @@ from connectors.parquet_sink import ParquetSchema
 from udfs.dlq import dlq_record, encode_dlq_record
 from udfs.enrich import BRONZE_COLUMNS
 from udfs.telemetry_schema import Rejection
-from udfs.vehicle_registry import parse_registry_record
+from udfs.vehicle_registry import MAX_VEHICLE_TYPE_CHARS, parse_registry_record
 
 # (vehicle_id, event_time_ms, ingested_at_ms, payload JSON): what survives validation.
 REGISTRY_TYPE = Types.ROW_NAMED(["vehicle_id", "vehicle_type"], [Types.LONG(), Types.STRING()])
@@ -56,7 +56,10 @@ class ParseRegistry(ProcessFunction):
         payload = _as_bytes(raw)
         parsed = parse_registry_record(payload)
         if parsed is None:
-            rejection = Rejection("bad_registry_record", None, "expected {\"vehicle_id\": int > 0, \"vehicle_type\": non-empty string}")
+            rejection = Rejection(
+                "bad_registry_record", None,
+                f"expected {{\"vehicle_id\": int > 0, \"vehicle_type\": a string of 1 to {MAX_VEHICLE_TYPE_CHARS} characters}}",
+            )
             yield DLQ_TAG, encode_dlq_record(dlq_record(payload, rejection, stage="telemetry-pipeline", source={"topic": self.topic})).decode()
             return
         yield Row(*parsed)

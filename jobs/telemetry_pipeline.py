@@ -63,6 +63,7 @@ class PipelineConfig:
     registry_updates: bool = True  # False: the registry as each subtask reads it at start, no source
     transaction_timeout_ms: int = TRANSACTION_TIMEOUT_MS  # of the exactly-once sinks ([kafka])
     schema: ValidationPolicy = DEFAULT_POLICY  # payload limits ([schema])
+    max_record_bytes: int = 1_048_576  # [kafka] max_record_bytes; the enriched topic's own limit wins if lower
 
 
 def pipeline_config(platform: PlatformConfig, *, start: str = "committed", stop: str | None = None) -> PipelineConfig:
@@ -87,6 +88,7 @@ def pipeline_config(platform: PlatformConfig, *, start: str = "committed", stop:
         fail_once=FailOnce.parse(platform.faults.fail_once_at, platform.faults.marker_dir, "pipeline"),
         transaction_timeout_ms=kafka.transaction_timeout_ms,
         schema=platform.schema,
+        max_record_bytes=kafka.max_record_bytes,
     )
 
 
@@ -154,6 +156,7 @@ def build(
                 registry_topic=(config.bootstrap_servers, config.registry_topic) if registry_from_kafka else None,
                 stores=config.stores if "store" in config.sinks else None,
                 to_bronze=bronze_wanted, fail_once=config.fail_once, schema=config.schema,
+                max_enriched_bytes=None if "enriched" not in config.sinks else config.max_record_bytes if raw_is_text else _enriched_limit(config),
             ),
             output_type=KEYED_RECORD_TYPE,
         )
@@ -180,6 +183,15 @@ def build(
     else:  # rejects are still counted (metric payloads_rejected); the caller chose not to keep them
         discard(dlq, "dlq not kept", "dlq-discard")
     return PipelineStreams(enriched=enriched, bronze=bronze, dlq=dlq)
+
+
+def _enriched_limit(config: PipelineConfig) -> int:
+    """The configured record limit, or the enriched topic's max.message.bytes if the broker has a
+    lower one (read once, when the job is built)."""
+    from connectors.kafka_topics import topic_max_message_bytes
+
+    topic_limit = topic_max_message_bytes(config.bootstrap_servers, config.enriched_topic)
+    return min(config.max_record_bytes, topic_limit) if topic_limit else config.max_record_bytes
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import orjson
 
+# A vehicle type is a Timestream dimension and part of every enriched record: a short name, not a
+# document (Timestream takes at most 2 KB per dimension, and a record over its limits is refused).
+MAX_VEHICLE_TYPE_CHARS = 64
+
 
 def parse_registry_record(raw: bytes | str) -> tuple[int, str] | None:
     """(vehicle_id, vehicle_type), or None for a record that is not one (it goes to the DLQ)."""
@@ -15,7 +19,9 @@ def parse_registry_record(raw: bytes | str) -> tuple[int, str] | None:
     if not isinstance(record, dict):
         return None
     vehicle_id, vehicle_type = record.get("vehicle_id"), record.get("vehicle_type")
-    if type(vehicle_id) is not int or vehicle_id <= 0 or not isinstance(vehicle_type, str) or not vehicle_type:
+    if type(vehicle_id) is not int or vehicle_id <= 0 or not isinstance(vehicle_type, str):
+        return None
+    if not 0 < len(vehicle_type) <= MAX_VEHICLE_TYPE_CHARS:
         return None
     return vehicle_id, vehicle_type
 

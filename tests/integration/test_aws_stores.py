@@ -330,13 +330,37 @@ def test_after_the_last_attempt_the_error_is_raised(timestream: TimestreamHotSto
     assert wire.calls == FAST_RETRY.max_attempts and len(sleeps) == FAST_RETRY.max_attempts - 1
 
 
-def test_a_validation_error_is_not_retried(timestream: TimestreamHotStore, sleeps: list[float]):
+def test_a_validation_error_is_not_retried_and_its_record_is_rejected(timestream: TimestreamHotStore, sleeps: list[float]):
     invalid = (400, aws_error("ValidationException", "Invalid time"))
     wire = tap(timestream.write_client, "before-send.timestream-write.WriteRecords", [invalid])
+    bad = point(3, now_ms())
 
-    with pytest.raises(ClientError, match="ValidationException"):
-        timestream.write([point(3, now_ms())])
+    result = timestream.write([bad])
+    assert result.written == 0 and [(r.point, r.reason) for r in result.rejected] == [(bad, "ValidationException: Invalid time")]
     assert wire.calls == 1 and sleeps == []
+
+
+def test_a_request_refused_as_a_whole_is_halved_until_the_refused_record_stands_alone(timestream: TimestreamHotStore):
+    """Timestream refuses a malformed request whole (ValidationException, nothing written). Here any
+    request holding the record at `bad_ms` is refused; every other record must be written once."""
+    t0 = now_ms() - 60_000
+    points = [point(4, t0 + i) for i in range(40)]
+    bad_ms = t0 + 13
+    refused = (400, aws_error("ValidationException", "Dimension value can not be empty."))
+    wire = tap(
+        timestream.write_client, "before-send.timestream-write.WriteRecords",
+        answer_for=lambda body: refused if any(r["Time"] == str(bad_ms) for r in body["Records"]) else None,
+    )
+
+    result = timestream.write(points)
+
+    assert result.written == 39
+    assert [(r.point.time_ms, r.reason) for r in result.rejected] == [(bad_ms, "ValidationException: Dimension value can not be empty.")]
+    forwarded = [r["Time"] for body in wire.bodies if all(r["Time"] != str(bad_ms) for r in body["Records"]) for r in body["Records"]]
+    assert sorted(forwarded) == sorted(str(p.time_ms) for p in points if p.time_ms != bad_ms)  # each once
+    # The requests holding it: [0, 40) [0, 20) [10, 20) [10, 15) [12, 15) [13, 15) [13, 14); and
+    # one written half beside each of the last six: 13 requests.
+    assert wire.calls == 13
 
 
 def test_connection_errors_are_retried_then_raised(sleeps: list[float]):
@@ -474,6 +498,22 @@ def test_none_attributes_are_left_out_and_everything_round_trips(
         "vehicle_id", "last_seen_ms", "latitude", "longitude", "zone_id", "vehicle_type", "battery_percent", "online",
     }
     assert item["last_seen_ms"] == {"N": "5000"} and item["online"] == {"BOOL": True}
+
+
+def test_an_item_dynamodb_refuses_is_returned_with_its_reason_and_the_others_are_written(dynamodb: DynamoDbVehicleStatusStore):
+    refused = (400, {
+        "__type": "com.amazon.coral.validate#ValidationException",
+        "message": "Item size has exceeded the maximum allowed size",
+    })
+    wire = tap(dynamodb.client, "before-send.dynamodb.PutItem",
+               answer_for=lambda body: refused if body["Item"]["vehicle_id"]["N"] == "12" else None)
+
+    result = dynamodb.write_statuses([status(11, 100), status(12, 100), status(13, 100)])
+
+    assert result.changed == 2
+    assert result.refused == ((status(12, 100), "refused by DynamoDB: Item size has exceeded the maximum allowed size"),)
+    assert wire.calls == 3  # not retried
+    assert dynamodb.get(11) is not None and dynamodb.get(13) is not None and dynamodb.get(12) is None
 
 
 def test_throttled_puts_are_retried(dynamodb: DynamoDbVehicleStatusStore, sleeps: list[float]):

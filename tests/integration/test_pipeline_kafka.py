@@ -121,3 +121,48 @@ def test_exactly_the_unique_valid_events_reach_every_sink(kafka_bootstrap, topic
     finally:
         hot.close()
         status.close()
+
+
+def test_an_event_the_enriched_topic_would_refuse_goes_to_the_dlq_and_the_job_goes_on(kafka_bootstrap, platform_config, tmp_path):
+    """A broker whose enriched topic takes smaller records than the profile says (max.message.bytes
+    6000 here): an event under the schema's limits whose enriched record is over it would fail the
+    exactly-once sink after every restart. It goes to the DLQ with the topic's limit; the other
+    sinks keep it; everything else goes on."""
+    suffix = uuid.uuid4().hex[:8]
+    names = {role: f"{role}-big-{suffix}" for role in ("telemetry", "enriched", "dlq", "registry")}
+    ensure_topics(admin_client(kafka_bootstrap), [
+        TopicSpec(role, name, 1, 1, {"max.message.bytes": "6000"} if role == "enriched" else {}) for role, name in names.items()
+    ])
+    fleet = Fleet(FleetSpec(vehicles=5, seed=3))
+    valid = list(fleet.take(50))
+    big = copy.deepcopy(valid[7])
+    big["notes"] = {f"n{i}": "x" * 1000 for i in range(7)}  # 7 KB: within every schema limit
+    valid[7] = big
+    assert produce_events(kafka_bootstrap, names["telemetry"], valid).failed == 0
+
+    platform = load_config("local", {
+        "infra.run_dir": str(tmp_path), "infra.kafka_port": str(platform_config.infra.kafka_port),
+        "flink.checkpoint_interval_ms": "500", "flink.restart_attempts": "0",
+    }, environ={})
+    config = replace(
+        pipeline_config(platform, start="earliest", stop="latest"),
+        telemetry_topic=names["telemetry"], enriched_topic=names["enriched"], dlq_topic=names["dlq"],
+        registry_topic=names["registry"], group_id=f"pipeline-{suffix}", transactional_id_prefix=f"tx-big-{suffix}",
+        sinks=frozenset({"enriched", "store", "dlq"}),
+    )
+    env = create_env(platform.flink)
+    build(env, config)
+    env.execute("pipeline with a record the enriched topic refuses")
+
+    key = lambda e: (e["vehicle_id"], e["timestamp"])  # noqa: E731
+    enriched = [orjson.loads(m.value()) for m in read_topic(kafka_bootstrap, names["enriched"])]
+    assert sorted(key(e) for e in enriched) == sorted(key(e) for e in valid if e is not big)
+    [refused] = [orjson.loads(m.value()) for m in read_topic(kafka_bootstrap, names["dlq"])]
+    assert (refused["reason"], refused["stage"]) == ("enriched_too_large", "enriched-sink")
+    assert "up to 6000 (max.message.bytes)" in refused["detail"]
+    assert key(orjson.loads(refused["payload"])) == key(big)
+    hot = open_hot_store(config.stores)
+    try:
+        assert sum(len(hot.trace(v, since_ms=0)) for v in fleet.vehicle_ids) == len(valid)  # the big one too
+    finally:
+        hot.close()

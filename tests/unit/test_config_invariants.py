@@ -64,3 +64,23 @@ def test_a_profile_without_the_keys_is_refused(tmp_path):
     profile.write_text("\n".join(line for line in text.splitlines() if not line.startswith("transaction_timeout_ms")))
     with pytest.raises(ConfigError, match=r"\[kafka\] missing transaction_timeout_ms"):
         load_config(profile)
+
+
+def test_a_payload_limit_whose_enriched_record_kafka_would_refuse_is_refused():
+    with pytest.raises(ConfigError, match=r"max_payload_bytes=1048000 lets through events whose enriched record"):
+        load_config("local", {"schema.max_payload_bytes": 1_048_000})
+    # The record limit raised with it: fine.
+    assert load_config("local", {"schema.max_payload_bytes": 1_048_000, "kafka.max_record_bytes": 2_097_152}).kafka.max_record_bytes == 2_097_152
+
+
+def test_a_record_limit_below_the_largest_dlq_record_is_refused():
+    # A DLQ record keeps a payload of up to 128 KiB whole, as base64 at worst: 174,764 bytes + fields.
+    with pytest.raises(ConfigError, match=r"below the largest DLQ record \(178860 bytes"):
+        load_config("local", {"kafka.max_record_bytes": 170_000, "schema.max_payload_bytes": 100_000})
+
+
+def test_an_input_stall_period_not_below_the_offline_timeout_is_refused():
+    # An ingest outage between the two would page every vehicle before the stall is noticed.
+    with pytest.raises(ConfigError, match=r"input_stall_after_s=600 must be > 0 and below offline_after_s=600"):
+        load_config("local", {"alerts.input_stall_after_s": 600})
+    assert load_config("local", {"alerts.input_stall_after_s": 599}).alerts.input_stall_after_s == 599

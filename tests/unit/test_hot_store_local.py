@@ -289,3 +289,17 @@ def test_many_subtasks_opening_a_fresh_file_at_once(tmp_path: Path):
             s.close()
         assert not errors, errors
         assert len(opened) == 8
+
+
+def test_a_point_sqlite_refuses_comes_back_rejected_and_the_rest_is_written(store: LocalHotStore):
+    """SQLite cannot bind an integer over 64 bits (the schema never lets one through; a sink must
+    still not fail the job, and its batch, on one): that point is rejected, its batch written."""
+    t0 = now_ms()
+    good = [point(1, t0 - i) for i in range(5)]
+    bad = point(2, t0, battery_percent=2**70)
+    result = store.write([*good[:2], bad, *good[2:]])
+    assert result.written == 5
+    [rejected] = result.rejected
+    assert rejected.point == bad and rejected.reason.startswith("refused by SQLite: OverflowError")
+    assert [p.time_ms for p in store.trace(1, since_ms=0)] == [p.time_ms for p in good]
+    assert store.trace(2, since_ms=0) == []

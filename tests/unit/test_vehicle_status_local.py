@@ -159,3 +159,12 @@ def test_mark_offline_only_when_nothing_newer_arrived(tmp_path):
         assert store.mark_offline(9, 1_000) is False  # an offline verdict about an older silence
     finally:
         store.close()
+
+
+def test_a_status_sqlite_refuses_is_returned_and_the_others_are_written(store: LocalVehicleStatusStore):
+    bad = status(2, 1000, battery_percent=2**70)
+    result = store.write_statuses([status(1, 1000), bad, status(3, 1000)])
+    assert result.changed == 2
+    [(refused, reason)] = result.refused
+    assert refused == bad and reason.startswith("refused by SQLite: OverflowError")
+    assert store.get(1) is not None and store.get(3) is not None and store.get(2) is None
