@@ -1,14 +1,15 @@
 """The hot store on Amazon Timestream for LiveAnalytics (seed sections 9.1 and 10), via boto3.
 
-Records follow the seed's Lambda: one multi-measure record per point, MeasureName "telemetry",
-dimensions vehicle_id / zone_id / vehicle_type, time in milliseconds, at most 100 records per
-WriteRecords call.
+Records: one multi-measure record per point, MeasureName "telemetry", time in milliseconds, at
+most 100 records per WriteRecords call. The one dimension is vehicle_id; zone_id and vehicle_type
+are measures, not dimensions as in the seed's Lambda.
 
-Idempotency: every record carries the fixed RECORD_VERSION. Timestream accepts a record with the
-same dimensions, time and measure name as a stored one as a no-op when the version is equal and
-the values are identical, so a Flink replay after recovery (same events, same values) writes no
-duplicates. A replay with *different* values for the same key comes back as a rejected point
-(Timestream's reason text), never as a silent overwrite.
+What a replay means, here as in the local store: a point is (vehicle_id, time), and the last write
+of it wins. Timestream identifies a record by its dimensions, time and measure name, and replaces
+a stored one only for a higher version; so the identity holds nothing enrichment can change (with
+zone_id a dimension, a replay after a registry or zone fix wrote a second series beside the
+first), and every write's version is the writer's clock in ms. A Flink replay after recovery
+rewrites the same values (no change); a backfill after an enrichment fix replaces them.
 
 Retries and client construction come from connectors.aws_clients, shared with the DynamoDB
 status store.
@@ -36,9 +37,6 @@ from connectors.hot_store import (
 from connectors.hot_store_local import partition_points
 
 MEASURE_NAME = "telemetry"
-# Fixed on purpose: equal version + identical values makes a rewrite a no-op (see module doc).
-# Bumping it would let a rewrite overwrite stored values, which replays must never do.
-RECORD_VERSION = 1
 MAX_RECORDS_PER_WRITE = 100  # the WriteRecords API limit
 WRITE_CONCURRENCY = 8  # WriteRecords calls in flight per store (per pipeline subtask)
 # The minimum Timestream allows; the seed wants 0 (cold data goes to S3, not the magnetic store).
@@ -79,13 +77,11 @@ def to_record(point: TelemetryPoint) -> dict[str, Any]:
         value = _measure_value(getattr(point, name), measure_type)
         if value is not None:
             measures.append({"Name": name, "Value": value, "Type": measure_type})
+    measures.append({"Name": "zone_id", "Value": point.zone_id, "Type": "VARCHAR"})
+    measures.append({"Name": "vehicle_type", "Value": point.vehicle_type, "Type": "VARCHAR"})
     return {
         "Time": str(point.time_ms),
-        "Dimensions": [
-            {"Name": "vehicle_id", "Value": str(point.vehicle_id)},
-            {"Name": "zone_id", "Value": point.zone_id},
-            {"Name": "vehicle_type", "Value": point.vehicle_type},
-        ],
+        "Dimensions": [{"Name": "vehicle_id", "Value": str(point.vehicle_id)}],
         "MeasureValues": measures,
     }
 
@@ -103,12 +99,9 @@ def _measure_value(value: Any, measure_type: str) -> str | None:
     return str(value) or None
 
 
-COMMON_ATTRIBUTES = {
-    "MeasureName": MEASURE_NAME,
-    "MeasureValueType": "MULTI",
-    "TimeUnit": "MILLISECONDS",
-    "Version": RECORD_VERSION,
-}
+def common_attributes(version: int) -> dict[str, Any]:
+    """`version`: when the write was made (ms), so the newest write of a point wins (module doc)."""
+    return {"MeasureName": MEASURE_NAME, "MeasureValueType": "MULTI", "TimeUnit": "MILLISECONDS", "Version": version}
 
 
 def _batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
@@ -246,9 +239,9 @@ class TimestreamHotStore:
             # not keep up with the fleet. The first failure is raised after all calls return.
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=WRITE_CONCURRENCY, thread_name_prefix="timestream-write")
-            results = list(self._pool.map(self._write_batch, batches))
+            results = list(self._pool.map(lambda batch: self._write_batch(batch, now_ms), batches))
         else:
-            results = [self._write_batch(batch) for batch in batches]
+            results = [self._write_batch(batch, now_ms) for batch in batches]
         written = 0
         for batch, refused in zip(batches, results):
             written += len(batch) - len(refused)
@@ -292,11 +285,11 @@ class TimestreamHotStore:
             if client is not None and hasattr(client, "close"):
                 client.close()
 
-    def _write_batch(self, batch: Sequence[TelemetryPoint]) -> list[RejectedPoint]:
-        """Write one batch of at most 100; return the points Timestream refused.
+    def _write_batch(self, batch: Sequence[TelemetryPoint], version: int) -> list[RejectedPoint]:
+        """Write one batch of at most 100 as `version`; return the points Timestream refused.
 
         A retried call may re-send records an earlier attempt already stored (e.g. the connection
-        dropped after Timestream took them): harmless, the fixed version makes that a no-op.
+        dropped after Timestream took them): harmless, the same version and values are a no-op.
         """
         records = [to_record(p) for p in batch]
         try:
@@ -304,7 +297,7 @@ class TimestreamHotStore:
                 lambda: self._write.write_records(
                     DatabaseName=self.config.timestream_database,
                     TableName=self.config.timestream_table,
-                    CommonAttributes=COMMON_ATTRIBUTES,
+                    CommonAttributes=common_attributes(version),
                     Records=records,
                 ),
                 policy=self.retry,
@@ -314,21 +307,21 @@ class TimestreamHotStore:
         except ClientError as error:
             code = error_code(error)
             if code == "ValidationException":
-                return self._isolate_refused(batch, error)
+                return self._isolate_refused(batch, version, error)
             if code != "RejectedRecordsException":
                 raise
             # The records not named here were written by this very call: nothing to re-send.
             return rejected_from_error(error, batch)
         return []
 
-    def _isolate_refused(self, batch: Sequence[TelemetryPoint], error: ClientError) -> list[RejectedPoint]:
+    def _isolate_refused(self, batch: Sequence[TelemetryPoint], version: int, error: ClientError) -> list[RejectedPoint]:
         """Timestream refused the whole request as malformed (ValidationException: nothing of it was
         written, and resending it cannot succeed). Halve it until the records it refuses stand alone:
         those are rejected with Timestream's message, the rest written (log2(100) < 7 rounds)."""
         if len(batch) == 1:
             return [RejectedPoint(batch[0], f"ValidationException: {error.response.get('Error', {}).get('Message', error)}")]
         middle = len(batch) // 2
-        return self._write_batch(batch[:middle]) + self._write_batch(batch[middle:])
+        return self._write_batch(batch[:middle], version) + self._write_batch(batch[middle:], version)
 
     def _exists(self, describe: Callable[[], Any]) -> bool:
         try:

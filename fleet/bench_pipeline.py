@@ -86,6 +86,10 @@ def stage_settings(config: PlatformConfig, data: BenchInput, tag: str, folder: P
         "pipeline.bronze_path": (folder / "bronze").as_uri(),
         "stores.local_path": str(folder / "hot_store.sqlite"),
         "alerts.group_id": f"{tag}-alerts", "alerts.alert_log": str(folder / "alerts.log"), "alerts.sns_topic": f"{tag}-alerts",
+        # A stage drains a topic filled before it started, and the sustained run idles between its
+        # steps: to the alerts job's input clock that is lag and stalls, each worth a platform alert
+        # (the failure harness checks those). Here it would only add records to the counts.
+        "alerts.input_stall_after_s": str(config.alerts.offline_after_s - 1), "alerts.input_lag_limit_s": "86400",
         "flink.checkpoint_dir": (folder / "checkpoints").as_uri(),
         "flink.parallelism": str(parallelism),
         "flink.checkpoint_interval_ms": str(flink.checkpoint_interval_ms),

@@ -119,9 +119,9 @@ class ScenarioResult:
     ambiguous_gaps: int
     seconds: float
     notes: list[str] = field(default_factory=list)
-    # Timestream turns a rewrite of a stored record (same dimensions, time, version, values) into a
-    # no-op; moto stores every write, so with that backend the hot store is tallied by distinct
-    # keys and the rewrites a replay made are counted here.
+    # Timestream replaces a record of the same identity (dimensions, time, measure name); moto
+    # stores every write, so with that backend the hot store is tallied as Timestream would hold it
+    # (a second identity for one event is a duplicate) and the writes that replaced one counted here.
     hot_store_rewrites: int = 0
     alerts_expected_by_kind: dict[str, int] = field(default_factory=dict)
     # Platform alerts (input_stalled / input_restored) for incidents that began before the input
@@ -429,11 +429,7 @@ class Harness:
         platform = {a for a, kind in contents.alert_kinds.items() if kind in (INPUT_STALLED, INPUT_RESTORED)}
         got = set(contents.alerts) - platform
         platform_kinds = Counter(contents.alert_kinds[a] for a in platform if contents.alert_episodes[a] < end_of_input_ms)
-        hot_store = contents.hot_store
-        rewrites = 0
-        if store == "timestream":
-            rewrites = sum(hot_store.values()) - len(hot_store)
-            hot_store = Counter(dict.fromkeys(hot_store, 1))
+        hot_store, rewrites = contents.hot_store, contents.hot_store_rewrites
         return ScenarioResult(
             fault=fault, sent=expectation.sent, unique_valid=len(expectation.unique_valid),
             rejects=sum(expectation.rejects.values()),

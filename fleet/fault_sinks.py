@@ -24,7 +24,8 @@ from udfs.telemetry_schema import parse_timestamp_ms
 class SinkContents:
     enriched: Counter  # (vehicle_id, event time ms) → copies
     bronze: Counter
-    hot_store: Counter
+    hot_store: Counter  # (vehicle_id, time) → records the store holds for it
+    hot_store_rewrites: int  # writes that replaced a stored record (Timestream; 0 locally)
     dlq: Counter  # (reason, payload bytes) → copies
     alert_records: int
     alerts: Counter  # alert_id → copies
@@ -61,20 +62,30 @@ def hot_store_keys(sqlite_path: Path) -> Counter:
         return Counter(conn.execute("SELECT vehicle_id, time_ms FROM telemetry").fetchall())
 
 
-def timestream_keys(moto_endpoint: str, database: str, table: str) -> Counter:
-    """Every record moto's Timestream holds: moto keeps each write (real Timestream would make an
-    identical rewrite a no-op), so copies here are rewrites, not duplicates in the store."""
+def timestream_keys(moto_endpoint: str, database: str, table: str) -> tuple[Counter, int]:
+    """The records moto's Timestream holds, as Timestream would hold them (timestream_identities)."""
     import urllib.request
 
     with urllib.request.urlopen(f"{moto_endpoint}/moto-api/data.json", timeout=30) as response:  # noqa: S310 - loopback
         dump = orjson.loads(response.read())
-    keys: Counter = Counter()
     for candidate in dump.get("timestreamwrite", {}).get("TimestreamTable", []):
         if (candidate["db_name"], candidate["name"]) == (database, table):
-            for record in candidate["records"]:
-                vehicle = next(d["Value"] for d in record["Dimensions"] if d["Name"] == "vehicle_id")
-                keys[(int(vehicle), int(record["Time"]))] += 1
-    return keys
+            return timestream_identities(candidate["records"])
+    return Counter(), 0
+
+
+def timestream_identities(records: list[dict]) -> tuple[Counter, int]:
+    """moto keeps every write; Timestream keeps one record per identity (dimensions, time, measure
+    name), the newest version. So: per event (vehicle_id, time), how many records Timestream would
+    hold — more than one is a duplicate series — and how many writes were rewrites of one."""
+    identities: set = set()
+    for record in records:
+        dimensions = tuple(sorted((d["Name"], d["Value"]) for d in record["Dimensions"]))
+        identities.add((dimensions, int(record["Time"]), record.get("MeasureName", "")))
+    per_event: Counter = Counter()
+    for dimensions, time_ms, _ in identities:
+        per_event[(int(dict(dimensions)["vehicle_id"]), time_ms)] += 1
+    return per_event, len(records) - len(identities)
 
 
 def dlq_entries(bootstrap: str, topic: str) -> Counter:
@@ -104,10 +115,12 @@ def read_sinks(bootstrap: str, *, enriched_topic: str, dlq_topic: str, alerts_to
                timestream: tuple[str, str, str] | None = None) -> SinkContents:
     """`timestream`: (moto endpoint, database, table) when the hot store is Timestream on moto."""
     records, alerts, kinds, episodes = alert_entries(bootstrap, alerts_topic)
+    hot, rewrites = timestream_keys(*timestream) if timestream else (hot_store_keys(hot_store), 0)
     return SinkContents(
         enriched=enriched_keys(bootstrap, enriched_topic),
         bronze=bronze_keys(bronze_root),
-        hot_store=timestream_keys(*timestream) if timestream else hot_store_keys(hot_store),
+        hot_store=hot,
+        hot_store_rewrites=rewrites,
         dlq=dlq_entries(bootstrap, dlq_topic),
         alert_records=records,
         alerts=alerts,

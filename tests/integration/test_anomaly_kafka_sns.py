@@ -24,7 +24,7 @@ from udfs.telemetry_schema import format_timestamp_ms
 pytestmark = [pytest.mark.integration, pytest.mark.job]
 
 OFFLINE_S = 12  # long enough that stopping and restoring the job happens while 602's timer is pending
-STALL_S = 4  # 601 reports every 0.5 s throughout, so the input never stalls: 602's silence all counts
+STALL_S = 11  # 601 reports every 0.5 s throughout (the input never stalls); above a restore's first-record wait
 
 
 def event(vehicle_id, percent=80, lat=50.1105, lon=8.6821):

@@ -37,7 +37,7 @@ from connectors.hot_store import (
     open_status_store,
 )
 from connectors.hot_store_local import REJECT_OLDER_THAN_RETENTION
-from connectors.hot_store_timestream import RECORD_VERSION, TimestreamHotStore
+from connectors.hot_store_timestream import TimestreamHotStore
 from connectors.vehicle_status_dynamodb import DynamoDbVehicleStatusStore
 from infra.process import free_port
 
@@ -218,18 +218,17 @@ def test_record_shape_follows_the_seed(timestream: TimestreamHotStore):
                  charging=False, in_use=True, trip_id="trip-1", odometer_km=321.25)
     bare = point(12346, t, speed_kmh=None, trip_id="")  # None and empty measures are left out
 
+    before = now_ms()
     assert timestream.write([full, bare]).written == 2
 
     body = wire.bodies[0]
-    assert body["CommonAttributes"] == {
-        "MeasureName": "telemetry", "MeasureValueType": "MULTI", "TimeUnit": "MILLISECONDS", "Version": RECORD_VERSION,
-    }
+    version = body["CommonAttributes"].pop("Version")
+    assert body["CommonAttributes"] == {"MeasureName": "telemetry", "MeasureValueType": "MULTI", "TimeUnit": "MILLISECONDS"}
+    assert before <= version <= now_ms()  # the write's time: the newest write of a point wins
     first, second = body["Records"]
     assert first["Time"] == str(t)
-    assert first["Dimensions"] == [
-        {"Name": "vehicle_id", "Value": "12345"}, {"Name": "zone_id", "Value": "u0yjjd"},
-        {"Name": "vehicle_type", "Value": "scooter"},
-    ]
+    # vehicle_id alone identifies the series: enrichment a replay may change is not part of it.
+    assert first["Dimensions"] == [{"Name": "vehicle_id", "Value": "12345"}]
     assert {m["Name"]: (m["Value"], m["Type"]) for m in first["MeasureValues"]} == {
         "latitude": ("50.1105", "DOUBLE"), "longitude": ("8.6821", "DOUBLE"),
         "battery_percent": ("68", "BIGINT"), "speed_kmh": ("12.5", "DOUBLE"),
@@ -237,22 +236,27 @@ def test_record_shape_follows_the_seed(timestream: TimestreamHotStore):
         "battery_voltage": ("36.1", "DOUBLE"), "battery_temperature": ("22.0", "DOUBLE"),
         "charging": ("false", "BOOLEAN"), "in_use": ("true", "BOOLEAN"),
         "trip_id": ("trip-1", "VARCHAR"), "odometer_km": ("321.25", "DOUBLE"),
+        "zone_id": ("u0yjjd", "VARCHAR"), "vehicle_type": ("scooter", "VARCHAR"),
     }
-    assert [m["Name"] for m in second["MeasureValues"]] == ["latitude", "longitude", "battery_percent"]
+    assert [m["Name"] for m in second["MeasureValues"]] == ["latitude", "longitude", "battery_percent", "zone_id", "vehicle_type"]
 
 
-def test_a_rewrite_sends_identical_records_with_the_same_version(timestream: TimestreamHotStore):
-    # Timestream treats same dimensions + time + measure name + equal version + identical values
-    # as a no-op. moto keeps no versions (it stores the replay again), so what is checked here is
-    # the half the store owns: a replay is accepted and is byte-for-byte the same request.
+def test_a_rewrite_sends_the_same_records_under_a_newer_version(timestream: TimestreamHotStore):
+    # Timestream replaces a record of the same dimensions, time and measure name when the version is
+    # higher. moto keeps no versions (it stores the replay again), so what is checked here is the
+    # half the store owns: a replay is the same records, identified the same, under a newer version.
     wire = tap(timestream.write_client, "before-send.timestream-write.WriteRecords")
     points = [point(1, now_ms() - i * 1000, charging=True) for i in range(30)]
+    fixed = [replace(p, zone_id="u0yjjf", vehicle_type="e-bike") for p in points]  # a backfill after an enrichment fix
 
-    first, second = timestream.write(points), timestream.write(points)
+    first = timestream.write(points)
+    time.sleep(0.002)
+    second = timestream.write(fixed)
 
     assert first.written == second.written == 30 and not first.rejected and not second.rejected
-    assert wire.calls == 2 and wire.bodies[0] == wire.bodies[1]
-    assert wire.bodies[1]["CommonAttributes"]["Version"] == RECORD_VERSION
+    old, new = wire.bodies
+    assert new["CommonAttributes"]["Version"] > old["CommonAttributes"]["Version"]
+    assert [(r["Time"], r["Dimensions"]) for r in new["Records"]] == [(r["Time"], r["Dimensions"]) for r in old["Records"]]
 
 
 def test_rejected_records_come_back_as_rejected_points_and_are_not_resent(
