@@ -211,3 +211,35 @@ def test_payloads_over_the_schemas_limits_go_to_the_dlq_with_reasons(job_config)
     assert by_reason == [
         ("over_limit", "vehicle_status.trip_id"), ("over_limit", "x[0][0][0][0][0][0][0]"), ("payload_too_large", None),
     ]
+
+
+def test_events_at_every_schema_limit_are_written_to_bronze_parquet_unchanged(job_config, tmp_path):
+    """Bronze refuses nothing the schema lets through: every value has a column type that holds it.
+    Events at the limits (1,024-character strings of 4-byte characters, the bounds of every range,
+    256 error codes, 8 levels deep) go through the real Parquet sink and read back as sent."""
+    import pyarrow.parquet as pq
+
+    platform, config = job_config
+    base = list(Fleet(FleetSpec(vehicles=3, seed=9)).take(3))
+    edge = [
+        {**base[0], "vehicle_id": 2**63 - 1, "location": {"lat": -90.0, "lon": 180.0, "altitude": -1e6, "accuracy": 0.0},
+         "battery": {"percent": 0, "charging": True}, "vehicle_status": {"trip_id": "🛴" * 1_024, "locked": False, "in_use": True}},
+        {**base[1], "vehicle_id": 1, "location": {"lat": 90.0, "lon": -180.0}, "battery": {"percent": 100},
+         "diagnostics": {"error_codes": [f"E{i:03d}" for i in range(256)], "odometer_km": 1.7976931348623157e308},
+         "extra": {"a": {"b": {"c": {"d": {"e": {"f": {"g": "deepest"}}}}}}}},
+    ]
+    bronze_root = tmp_path / "edge-bronze"
+    edge_config = replace(config, sinks=frozenset({"bronze", "dlq"}), bronze_path=bronze_root.as_uri())
+    env = create_env(platform.flink)
+    streams = build(env, edge_config, raw=env.from_collection([orjson.dumps(e).decode() for e in edge], type_info=Types.STRING()),
+                    registry_raw=env.from_collection([], type_info=Types.STRING()))
+    assert list(streams.dlq.execute_and_collect()) == []
+
+    rows = {r["vehicle_id"]: r for f in sorted(bronze_root.rglob("*.parquet")) for r in pq.read_table(f).to_pylist()}
+    assert set(rows) == {2**63 - 1, 1}
+    first, second = rows[2**63 - 1], rows[1]
+    assert (first["latitude"], first["longitude"], first["altitude"], first["battery_percent"]) == (-90.0, 180.0, -1e6, 0.0)
+    assert first["trip_id"] == "🛴" * 1_024 and first["battery_charging"] is True and first["in_use"] is True
+    assert (second["latitude"], second["longitude"], second["battery_percent"]) == (90.0, -180.0, 100.0)
+    assert second["odometer_km"] == 1.7976931348623157e308
+    assert json.loads(second["error_codes"]) == [f"E{i:03d}" for i in range(256)]

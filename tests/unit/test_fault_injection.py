@@ -66,3 +66,28 @@ def test_expectation_from_a_scenario_counts_what_the_simulator_reports():
     assert expectation.alerts_by_kind["offline"] == expectation.alerts_by_kind["back_online"] == 1
     assert expectation.alerts_by_kind["geofence_exit"] >= 1 and expectation.alerts_by_kind["low_battery"] >= 1
     assert expectation.ambiguous_gaps == 0
+
+
+def _event(vehicle_id: int, second: int) -> dict:
+    from udfs.telemetry_schema import format_timestamp_ms
+
+    return {"vehicle_id": vehicle_id, "timestamp": format_timestamp_ms(T0_MS + second * 1000),
+            "location": {"lat": 50.1105, "lon": 8.6821}, "battery": {"percent": 80, "charging": False}}
+
+
+T0_MS = 1_796_000_000_000
+
+
+def test_expectation_leaves_an_ingest_outage_out_of_every_silence():
+    """Two vehicles report every second; nothing is sent from 10 s to 30 s (stall period 5 s, so
+    15 s of it are blind); vehicle 2 never comes back; the input ends at 42 s. Offline after 12 s.
+    Vehicle 1: 20 s between sends, 5 s of them seen: no alert. Vehicle 2: 32 s to the end, 17 s seen
+    (over 12 + the 3 s band): offline, and no back_online."""
+    timed = [(T0_MS + s * 1000, _event(v, s)) for s in range(43) if not 10 < s < 30 for v in (1, 2) if v == 1 or s <= 10]
+    policy = AlertPolicy(15.0, 20.0, offline_after_s=12.0)
+    expectation = expect(timed, policy, load_service_area(DEFAULT_SERVICE_AREA).contains, stall_after_ms=5_000)
+    assert expectation.blind_ms == ((T0_MS + 15_000, T0_MS + 30_000),)
+    assert expectation.alerts_by_kind == {"offline": 1}
+    assert expectation.ambiguous_gaps == 0
+    # Without the stall period every silence counts: both vehicles go offline, 1 comes back.
+    assert expect(timed, policy, load_service_area(DEFAULT_SERVICE_AREA).contains).alerts_by_kind == {"back_online": 1, "offline": 2}
