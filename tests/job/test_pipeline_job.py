@@ -243,3 +243,28 @@ def test_events_at_every_schema_limit_are_written_to_bronze_parquet_unchanged(jo
     assert (second["latitude"], second["longitude"], second["battery_percent"]) == (90.0, -180.0, 100.0)
     assert second["odometer_km"] == 10_000_000.0
     assert json.loads(second["error_codes"]) == [f"E{i:03d}" for i in range(256)]
+
+
+def test_a_point_the_hot_store_refuses_goes_to_the_dlq_and_its_other_sinks_keep_it(job_config):
+    """A replayed event four days old is valid (the schema keeps old events for replays) but past
+    the hot store's 3-day window: the store refuses it, the DLQ gets it with the store's reason,
+    enriched and Bronze keep it, and the rest of the batch is stored."""
+    from udfs.telemetry_schema import format_timestamp_ms
+
+    platform, config = job_config
+    fresh = list(Fleet(FleetSpec(vehicles=3, seed=11)).take(9))
+    old = {**fresh[0], "timestamp": format_timestamp_ms(parse_timestamp_ms(fresh[0]["timestamp"]) - 4 * 86_400_000)}
+    enriched, dlq, bronze = run_pipeline(platform, config, [orjson.dumps(e).decode() for e in (*fresh, old)])
+
+    key = lambda e: (e["vehicle_id"], e["timestamp"])  # noqa: E731
+    [refused] = [d for d in dlq if d["stage"] == "hot-store"]
+    assert (refused["reason"], refused["detail"]) == ("hot_store_rejected", "older_than_retention")
+    assert key(orjson.loads(refused["payload"])) == key(old)
+    assert sorted(key(e) for _, e in enriched) == sorted(key(e) for e in (*fresh, old))
+    assert len(bronze) == 10
+    hot = open_hot_store(config.stores)
+    try:
+        stored = {(v, p.time_ms) for v in {e["vehicle_id"] for e in fresh} for p in hot.trace(v, since_ms=0)}
+    finally:
+        hot.close()
+    assert stored == {(e["vehicle_id"], parse_timestamp_ms(e["timestamp"])) for e in fresh}
