@@ -129,10 +129,15 @@ class AlertBatchDetector(KeyedProcessFunction):
                 self.fail_once.check(vehicle_id, event_time_ms)
             held = vehicles.get(vehicle_id)
             prior = held[0] if held else VehicleAlertState()
+            heard = now if ingested_at_ms is None else min(ingested_at_ms, now)
+            if held and held[1] is not None and heard > clock.due_ms(held[1], self.offline_ms):
+                # Silent past the timeout in input time, and back in this very batch (a backlog read
+                # at once): the timer never saw it between the two, so it goes offline here first.
+                prior, silent = on_silence(prior, vehicle_id, self.policy)
+                yield from self._emit(silent, None, now)
             if is_late(prior, event_time_ms):
                 self.late.inc()
             state, alerts = on_event(prior, event, event_time_ms, self.area.contains, self.policy)
-            heard = now if ingested_at_ms is None else min(ingested_at_ms, now)
             if held and held[1] is not None and held[1] > heard:
                 heard = held[1]  # a record ingested earlier but read later: the vehicle was heard since
             entry = (state, heard)

@@ -16,6 +16,11 @@ Status, per operator instance: `current`, `stalled` (no record for `stall_after_
 (the newest record read was ingested `lag_limit_ms` or more ago). Stalled and lagging are what the
 job reports as one platform alert (jobs.platform_monitor) instead of paging per vehicle.
 
+Batches come per shard, so a gap is judged on one shard's records: a backlog read after a restart
+where one shard had no record at all for a stall period counts that stretch as a gap for the
+instance. At a fleet's density (thousands of events per shard per second) that is an outage; in
+a sparse test fleet it can only leave silence uncounted (a late offline alert), never page.
+
 A fleet whose every vehicle in an instance's shards goes silent at once reads as a stalled input:
 at 50,000 vehicles (parked ones report every 10 s) that is an outage, not a coincidence; a tiny
 test fleet needs a `stall_after_ms` above its silences.
@@ -58,11 +63,18 @@ class InputClock:
 
     def observe(self, ingested_ms: list[int | None], now_ms: int) -> None:
         """A batch of records arrived at `now_ms`; `ingested_ms` are their ingest times (None: unknown,
-        taken as now). Future times (a skewed producer clock) count as now."""
-        newest = max((min(t, now_ms) for t in ingested_ms if t is not None), default=now_ms)
-        if self.input_ms is not None and newest > self.input_ms + self.policy.stall_after_ms:
-            start = self.input_ms + self.policy.stall_after_ms
-            self._add_gap(start, newest - start)
+        taken as now). Future times (a skewed producer clock) count as now. A gap is a stretch of
+        input time with no record, so a backlog read in one batch (continuous times, however far
+        they reach) is none: the batch's own times are walked when it reaches past a stall period."""
+        times = [now_ms if t is None else min(t, now_ms) for t in ingested_ms] or [now_ms]
+        newest = max(times)
+        stall = self.policy.stall_after_ms
+        if self.input_ms is not None and newest > self.input_ms + stall:
+            previous = self.input_ms
+            for t in sorted(times):
+                if t > previous + stall:
+                    self._add_gap(previous + stall, t - previous - stall)
+                previous = max(previous, t)
         if self.input_ms is None or newest > self.input_ms:
             self.input_ms = newest
         self.arrival_wall_ms = now_ms

@@ -48,10 +48,20 @@ def test_a_backlog_read_late_is_counted_in_the_time_it_was_ingested():
     assert clock.now_ms(T0 + 900 * S) == T0  # no running on across a restart
     clock.observe([T0 + 1 * S, T0 + 2 * S], T0 + 900 * S)
     assert clock.status == LAGGING  # read 898 s after ingest
+    # The rest of the backlog in one batch, a record every 10 s up to 890 s: continuous, no gap.
+    clock.observe([T0 + second * S for second in range(890, 2, -10)], T0 + 905 * S)
+    assert clock.status == CURRENT  # 15 s behind: under the 30 s limit
     assert clock.gaps == []
     assert clock.due_ms(T0 - 100 * S, 600 * S) == T0 + 500 * S
-    clock.observe([T0 + 890 * S], T0 + 905 * S)
-    assert clock.status == CURRENT  # 15 s behind: under the 30 s limit
+
+
+def test_a_gap_inside_one_batch_is_found_and_only_that_gap():
+    """Records at 0..30 s, then nothing until 200 s, read together: a gap from 90 s (a stall
+    period after 30 s) to 200 s."""
+    clock = clock_at(T0)
+    clock.observe([T0], T0)
+    clock.observe([T0 + 200 * S, *(T0 + s * S for s in range(10, 31, 10))], T0 + 200 * S)
+    assert clock.gaps == [(T0 + 90 * S, 110 * S)]
 
 
 def test_a_restart_without_input_stalls_from_the_restart():
