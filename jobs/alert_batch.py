@@ -107,8 +107,14 @@ class AlertBatchDetector(KeyedProcessFunction):
             self.shards[shard] = vehicles
         return vehicles
 
-    def _stored_clock(self) -> str:
-        return orjson.dumps([self.clock.input_ms, self.clock.gaps]).decode()
+    def _store(self, changed: dict[int, _Entry]) -> None:
+        """The changed vehicles and the clock as this shard now knows it, in one put_all."""
+        stored = {vehicle: _encode(entry) for vehicle, entry in changed.items()}
+        stored[_CLOCK_KEY] = orjson.dumps([self.clock.input_ms, self.clock.gaps]).decode()
+        self.state.put_all(stored)
+
+    def _round_up(self, ms: int) -> int:
+        return -(-ms // self.granularity) * self.granularity
 
     def process_element(self, batch: Row, ctx: KeyedProcessFunction.Context) -> Iterable[Any]:
         shard = ctx.get_current_key()
@@ -128,9 +134,10 @@ class AlertBatchDetector(KeyedProcessFunction):
             if self.fail_once is not None:
                 self.fail_once.check(vehicle_id, event_time_ms)
             held = vehicles.get(vehicle_id)
-            prior = held[0] if held else VehicleAlertState()
+            prior, last_heard = held if held else (VehicleAlertState(), None)
             heard = now if ingested_at_ms is None else min(ingested_at_ms, now)
-            if held and held[1] is not None and heard > clock.due_ms(held[1], self.offline_ms):
+            # due_ms is never before last_heard + offline_ms: that comparison spares the gap sum.
+            if last_heard is not None and heard > last_heard + self.offline_ms and heard > clock.due_ms(last_heard, self.offline_ms):
                 # Silent past the timeout in input time, and back in this very batch (a backlog read
                 # at once): the timer never saw it between the two, so it goes offline here first.
                 prior, silent = on_silence(prior, vehicle_id, self.policy)
@@ -138,20 +145,20 @@ class AlertBatchDetector(KeyedProcessFunction):
             if is_late(prior, event_time_ms):
                 self.late.inc()
             state, alerts = on_event(prior, event, event_time_ms, self.area.contains, self.policy)
-            if held and held[1] is not None and held[1] > heard:
-                heard = held[1]  # a record ingested earlier but read later: the vehicle was heard since
+            if last_heard is not None and last_heard > heard:
+                heard = last_heard  # a record ingested earlier but read later: the vehicle was heard since
             entry = (state, heard)
             vehicles[vehicle_id] = entry
             changed[vehicle_id] = entry
             yield from self._emit(alerts, ingested_at_ms, now)
         yield from self._report(now)
         if changed:
-            self.state.put_all({**{vehicle: _encode(entry) for vehicle, entry in changed.items()}, _CLOCK_KEY: self._stored_clock()})
+            self._store(changed)
             if shard not in self.timer_at:
                 self._register(timers, shard, now + min(self.offline_ms, self.input_policy.stall_after_ms))
 
     def _register(self, timers, shard: int, at_ms: int) -> None:
-        at_ms = -(-at_ms // self.granularity) * self.granularity
+        at_ms = self._round_up(at_ms)
         timers.register_processing_time_timer(at_ms)
         self.timer_at[shard] = at_ms
 
@@ -191,7 +198,7 @@ class AlertBatchDetector(KeyedProcessFunction):
         for vehicle_id, (state, heard) in vehicles.items():
             if heard is None:
                 continue
-            due = -(-clock.due_ms(heard, self.offline_ms) // self.granularity) * self.granularity
+            due = self._round_up(clock.due_ms(heard, self.offline_ms))
             if due > input_now:
                 next_due = due if next_due is None else min(next_due, due)
                 continue
@@ -201,7 +208,7 @@ class AlertBatchDetector(KeyedProcessFunction):
         clock.prune(self.offline_ms)
         if changed:
             vehicles.update(changed)
-            self.state.put_all({**{vehicle: _encode(entry) for vehicle, entry in changed.items()}, _CLOCK_KEY: self._stored_clock()})
+            self._store(changed)
         if next_due is not None:
             # Input time runs with the wall clock while the input is current (the stall is noticed
             # by these timers, hence at most a stall period apart); a stalled clock is only polled.

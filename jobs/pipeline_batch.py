@@ -182,13 +182,14 @@ class EnrichBatch(KeyedBroadcastProcessFunction):
         other sinks keep it). Anything else they raise fails the job, which retries from Kafka."""
         result = self.hot_store.write(points)
         self.points_written.inc(result.written)
-        by_point = {(p.vehicle_id, p.time_ms): text for p, text in zip(points, texts)}
-        if result.rejected:
-            self.points_rejected.inc(len(result.rejected))
-            for rejected in result.rejected:
-                raw = by_point[(rejected.point.vehicle_id, rejected.point.time_ms)]
-                yield DLQ_TAG, self._refused(raw, "hot_store_rejected", "hot-store", rejected.reason)
         statuses = self.status_store.write_statuses(latest_status(points))
+        if not result.rejected and not statuses.refused:
+            return
+        by_point = {(p.vehicle_id, p.time_ms): text for p, text in zip(points, texts)}
+        self.points_rejected.inc(len(result.rejected))
+        for rejected in result.rejected:
+            raw = by_point[(rejected.point.vehicle_id, rejected.point.time_ms)]
+            yield DLQ_TAG, self._refused(raw, "hot_store_rejected", "hot-store", rejected.reason)
         for status, reason in statuses.refused:
             self.refused_by_sinks.inc()
             yield DLQ_TAG, self._refused(by_point[(status.vehicle_id, status.last_seen_ms)], "status_store_rejected", "vehicle-status", reason)
