@@ -1,0 +1,55 @@
+"""Which event hours each Bronze file holds, from its Parquet footer (min/max event_time_ms), so an
+hour of Silver reads every file that may hold it, whatever folder the writer put the file in:
+processing-time folders hold late spool drains and replays of earlier hours."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pyarrow.parquet as pq
+from pyarrow import fs
+
+HOUR_MS = 3_600_000
+
+
+@dataclass(frozen=True)
+class BronzeFile:
+    path: str  # inside the filesystem
+    size: int
+    rows: int
+    first_hour_ms: int  # start of the hour of its oldest event
+    last_hour_ms: int  # start of the hour of its newest event
+
+    def hours(self) -> range:
+        return range(self.first_hour_ms, self.last_hour_ms + HOUR_MS, HOUR_MS)
+
+
+def _event_time_range(path: str, filesystem: fs.FileSystem) -> tuple[int, int, int]:
+    meta = pq.ParquetFile(path, filesystem=filesystem).metadata
+    column = meta.schema.names.index("event_time_ms")
+    lows, highs = [], []
+    for group in range(meta.num_row_groups):
+        stats = meta.row_group(group).column(column).statistics
+        if meta.row_group(group).num_rows == 0:
+            continue
+        if stats is None or not stats.has_min_max:
+            raise ValueError(f"{path}: no min/max statistics for event_time_ms")
+        lows.append(stats.min)
+        highs.append(stats.max)
+    if not lows:
+        return meta.num_rows, 0, -HOUR_MS  # empty: no hours
+    return meta.num_rows, min(lows), max(highs)
+
+
+def list_bronze(bronze_uri: str) -> tuple[tuple[fs.FileSystem, str], list[BronzeFile]]:
+    """Every committed Bronze Parquet file (hidden in-progress files are not data yet)."""
+    filesystem, base = fs.FileSystem.from_uri(bronze_uri)
+    infos = filesystem.get_file_info(fs.FileSelector(base, recursive=True, allow_not_found=True))
+    found = []
+    for info in sorted(infos, key=lambda i: i.path):
+        name = info.base_name
+        if info.type != fs.FileType.File or name.startswith((".", "_")) or not name.endswith(".parquet"):
+            continue
+        rows, low, high = _event_time_range(info.path, filesystem)
+        found.append(BronzeFile(info.path, info.size, rows, low - low % HOUR_MS, high - high % HOUR_MS))
+    return (filesystem, base), found

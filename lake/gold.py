@@ -1,0 +1,50 @@
+"""Silver → Gold, by date: per vehicle and event hour — average and minimum battery percent, top
+speed, seconds in use, approximate distinct locations — into a Delta table partitioned by date; a
+run replaces the date.
+
+Seconds in use counts the distinct whole seconds in which the vehicle reported `in_use`: the seed's
+count of in-use readings assumed one reading a second, and trips report at 5 Hz. A location is a
+cell of 0.001° × 0.001° (about 110 m × 70 m here): GPS jitter makes raw coordinates all distinct.
+Distinct cells are counted exactly: DuckDB's approx_count_distinct measured 5-20 % off at the
+50-100,000 cells a vehicle-hour holds (Spark's default is 5 %), and exact costs little here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+from deltalake import DeltaTable, write_deltalake
+
+LOCATION_CELL_DEGREES = 0.001
+
+
+@dataclass(frozen=True)
+class DayResult:
+    date: str
+    silver_rows: int
+    gold_rows: int
+
+
+def build_day(silver_uri: str, gold_uri: str, date: str) -> DayResult:
+    """`date` is YYYY-MM-DD (UTC, the events' own)."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    day = DeltaTable(silver_uri).to_pyarrow_dataset()
+    con.register("silver", day)
+    cell = 1 / LOCATION_CELL_DEGREES
+    gold = con.execute(f"""
+        SELECT date, hour, vehicle_id,
+               avg(battery_percent) AS avg_battery_percent,
+               min(battery_percent) AS min_battery_percent,
+               max(speed_kmh) AS max_speed_kmh,
+               count(DISTINCT event_time_ms // 1000) FILTER (WHERE in_use) AS seconds_in_use,
+               count(DISTINCT floor(latitude * {cell})::BIGINT * 1000000 + floor(longitude * {cell})::BIGINT)
+                   AS unique_locations,
+               count(*) AS readings
+        FROM silver WHERE date = ?
+        GROUP BY date, hour, vehicle_id
+        ORDER BY hour, vehicle_id
+    """, [date]).fetch_arrow_table()
+    silver_rows = con.execute("SELECT count(*) FROM silver WHERE date = ?", [date]).fetchone()[0]
+    write_deltalake(gold_uri, gold, mode="overwrite", predicate=f"date = '{date}'", partition_by=["date"])
+    return DayResult(date, silver_rows, gold.num_rows)

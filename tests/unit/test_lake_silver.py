@@ -1,0 +1,110 @@
+"""Bronze → Silver on generated Bronze hours, checked against a plain-Python computation."""
+
+from __future__ import annotations
+
+import random
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from deltalake import DeltaTable
+
+from lake import silver
+from lake.bronze_index import HOUR_MS
+from udfs.enrich import BRONZE_COLUMNS
+
+_ARROW = {"bigint": pa.int64(), "double": pa.float64(), "string": pa.string(), "boolean": pa.bool_()}
+SCHEMA = pa.schema([(name, _ARROW[kind]) for name, kind in BRONZE_COLUMNS])
+HOUR0 = 1_767_225_600_000  # 2026-01-01T00:00Z
+
+
+def _row(rng: random.Random, vehicle: int, event_ms: int, ingested_ms: int) -> dict:
+    row = {name: None for name, _ in BRONZE_COLUMNS}
+    row.update(
+        vehicle_id=vehicle, timestamp=f"t{event_ms}", event_time_ms=event_ms,
+        latitude=48.0 + rng.random(), longitude=2.0 + rng.random(), battery_percent=rng.uniform(0, 100),
+        speed_kmh=rng.uniform(0, 25), in_use=rng.random() < 0.5, trip_id=f"trip-{vehicle}",
+        zone_id="u09t", vehicle_type="scooter", ingested_at_ms=ingested_ms,
+    )
+    return row
+
+
+def _write(folder, name: str, rows: list[dict]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    pq.write_table(pa.Table.from_pylist(rows, schema=SCHEMA), folder / name)
+
+
+def _expected(rows: list[dict], hour_ms: int) -> tuple[dict, list]:
+    """Independent: valid rows of the hour, earliest-ingested copy per (vehicle_id, timestamp)."""
+    keep, rejected = {}, []
+    for row in rows:
+        if not hour_ms <= row["event_time_ms"] < hour_ms + HOUR_MS:
+            continue
+        b, lat, lon = row["battery_percent"], row["latitude"], row["longitude"]
+        if b is None or not 0 <= b <= 100 or not -90 <= lat <= 90 or not -180 <= lon <= 180:
+            rejected.append(row)
+            continue
+        key = (row["vehicle_id"], row["timestamp"])
+        if key not in keep or row["ingested_at_ms"] < keep[key]["ingested_at_ms"]:
+            keep[key] = row
+    return keep, rejected
+
+
+def _silver_rows(uri: str, hour: int) -> dict:
+    table = DeltaTable(uri).to_pyarrow_table()
+    return {(r["vehicle_id"], r["timestamp"]): r for r in table.to_pylist() if r["hour"] == hour}
+
+
+@pytest.fixture()
+def lake(tmp_path):
+    return silver.LakePaths(*(str(tmp_path / part) for part in ("bronze", "silver", "rejected", "ledger")))
+
+
+def test_hours_deduplicated_checked_idempotent_and_late_files_picked_up(lake, tmp_path):
+    rng = random.Random(7)
+    bronze = tmp_path / "bronze"
+    hour0 = [_row(rng, v, HOUR0 + s * 1000, HOUR0 + s * 1000 + 50) for v in range(1, 6) for s in range(0, 3600, 97)]
+    resent = [dict(r, ingested_at_ms=r["ingested_at_ms"] + 5000, speed_kmh=-1.0) for r in hour0[::4]]
+    bad = [dict(hour0[3], timestamp="bad-b", battery_percent=130.0),
+           dict(hour0[5], timestamp="bad-lat", latitude=91.0),
+           dict(hour0[6], timestamp="bad-null", battery_percent=None)]
+    # A file that holds the end of hour 0 and the start of hour 1 (written in hour 1's folder).
+    straddle = [_row(rng, 9, HOUR0 + HOUR_MS - 2000 + i * 1000, HOUR0 + HOUR_MS + 10) for i in range(4)]
+    _write(bronze / "hour=00", "part-a.parquet", hour0 + bad)
+    _write(bronze / "hour=01", "part-b.parquet", resent + straddle)
+    everything = hour0 + bad + resent + straddle
+
+    results = silver.update(lake)
+    assert [r.hour_ms for r in results] == [HOUR0, HOUR0 + HOUR_MS]
+    for hour_index in (0, 1):
+        keep, rejected = _expected(everything, HOUR0 + hour_index * HOUR_MS)
+        got = _silver_rows(lake.silver, hour_index)
+        assert got.keys() == keep.keys()
+        assert all(got[k]["ingested_at_ms"] == keep[k]["ingested_at_ms"] for k in keep)
+        assert all(got[k]["speed_kmh"] >= 0 for k in keep)  # the re-sent copy (ingested later) lost
+    rejected_rows = DeltaTable(lake.silver_rejected).to_pyarrow_table().to_pylist()
+    assert sorted((r["timestamp"], r["reason"]) for r in rejected_rows) == [
+        ("bad-b", "battery_out_of_range"), ("bad-lat", "latitude_out_of_range"), ("bad-null", "battery_out_of_range")]
+    assert results[0].duplicates == len(resent) - sum(1 for r in resent if r["event_time_ms"] >= HOUR0 + HOUR_MS)
+
+    before = DeltaTable(lake.silver).to_pyarrow_table().sort_by([("vehicle_id", "ascending"), ("timestamp", "ascending")])
+    assert silver.update(lake) == []  # nothing new
+    silver.rebuild(lake, HOUR0)  # re-running an hour changes nothing
+    after = DeltaTable(lake.silver).to_pyarrow_table().sort_by([("vehicle_id", "ascending"), ("timestamp", "ascending")])
+    assert after.equals(before)
+
+    # A late file for hour 0 lands after hour 0 was built: the next run picks it up, rebuilds hour 0 only.
+    late = [_row(rng, 42, HOUR0 + s * 1000, HOUR0 + 7_200_000) for s in range(10)]
+    _write(bronze / "hour=02", "part-late.parquet", late)
+    results = silver.update(lake)
+    assert [r.hour_ms for r in results] == [HOUR0]
+    keep, _ = _expected(everything + late, HOUR0)
+    assert _silver_rows(lake.silver, 0).keys() == keep.keys()
+    assert len(_silver_rows(lake.silver, 1)) == len(_expected(everything, HOUR0 + HOUR_MS)[0])
+    assert {r["date"] for r in DeltaTable(lake.silver).to_pyarrow_table().to_pylist()} == {"2026-01-01"}
+
+
+def test_rebuild_of_an_hour_no_file_holds_is_a_clear_error(lake, tmp_path):
+    (tmp_path / "bronze").mkdir()
+    with pytest.raises(ValueError, match="no Bronze file holds hour 2026-01-01T00"):
+        silver.rebuild(lake, HOUR0)
