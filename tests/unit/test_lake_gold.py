@@ -10,10 +10,11 @@ from deltalake import DeltaTable
 
 from lake import gold, silver
 from lake.bronze_index import HOUR_MS
-from tests.unit.test_lake_silver import HOUR0, _row, _write, lake  # noqa: F401 (fixture)
+from tests.unit.test_lake_silver import HOUR0, _row, _write, lake_paths
 
 
-def test_gold_hourly_summaries_equal_an_independent_computation_and_replace_the_date(lake, tmp_path):
+def test_gold_hourly_summaries_equal_an_independent_computation_and_replace_the_date(tmp_path):
+    lake = lake_paths(tmp_path)
     rng = random.Random(11)
     rows = []
     for vehicle in range(1, 8):

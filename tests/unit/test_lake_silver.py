@@ -55,9 +55,13 @@ def _silver_rows(uri: str, hour: int) -> dict:
     return {(r["vehicle_id"], r["timestamp"]): r for r in table.to_pylist() if r["hour"] == hour}
 
 
+def lake_paths(tmp_path) -> silver.LakePaths:
+    return silver.LakePaths(*(str(tmp_path / part) for part in ("bronze", "silver", "rejected", "ledger")))
+
+
 @pytest.fixture()
 def lake(tmp_path):
-    return silver.LakePaths(*(str(tmp_path / part) for part in ("bronze", "silver", "rejected", "ledger")))
+    return lake_paths(tmp_path)
 
 
 def test_hours_deduplicated_checked_idempotent_and_late_files_picked_up(lake, tmp_path):
