@@ -18,6 +18,7 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
 
+from connectors.aws_residency import check_residency
 from connectors.hot_store import StoreConfig
 
 # Dummy credentials for a local endpoint (moto): boto3 must never go looking for real ones there.
@@ -96,6 +97,7 @@ def call_with_retry(
 
 
 def make_client(service: str, config: StoreConfig, *, max_connections: int = 10) -> Any:
+    check_residency(config.region, allow_outside_eu=config.allow_outside_eu)
     # botocore's own retries are off so exactly one policy (ours, visible and testable) applies,
     # instead of botocore's attempts multiplied by ours. `max_connections`: at least the number of
     # threads calling the client at once (botocore's pool holds 10 by default).

@@ -103,6 +103,7 @@ class StoreConfig:
     retention_hours: int = RETENTION_HOURS_DEFAULT
     region: str = "eu-central-1"
     endpoint_url: str | None = None  # moto server locally, None for real AWS
+    allow_outside_eu: bool = False  # EU data residency: a region outside the EU only when set
     timestream_database: str = "mobility"
     timestream_table: str = "telemetry"
     dynamodb_table: str = "vehicle-status"

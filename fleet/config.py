@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from connectors.aws_residency import ResidencyError, check_residency
 from connectors.hot_store import StoreConfig
 from fleet.config_invariants import record_size_problems, restart_window_ms, transaction_problems
 from udfs.telemetry_schema import ValidationPolicy
@@ -98,6 +99,7 @@ class FlinkConfig:
 class AwsConfig:
     region: str
     endpoint_url: str | None  # None: real AWS
+    allow_outside_eu: bool = False  # EU data residency: refused on load unless set
 
 
 @dataclass(frozen=True)
@@ -292,7 +294,11 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
     endpoint = aws_raw.get("endpoint_url") or None
     if endpoint == "local":
         endpoint = infra.moto_endpoint
-    aws = AwsConfig(region=aws_raw["region"], endpoint_url=endpoint)
+    aws = AwsConfig(region=aws_raw["region"], endpoint_url=endpoint, allow_outside_eu=bool(aws_raw.get("allow_outside_eu", False)))
+    try:
+        check_residency(aws.region, allow_outside_eu=aws.allow_outside_eu)
+    except ResidencyError as error:
+        raise ConfigError(f"profile {profile!r}: {error}") from None
 
     pipeline_raw = dict(_section(raw, "pipeline"))
     pipeline_raw["bronze_path"] = _uri(pipeline_raw.get("bronze_path"), infra.run_dir / "lake" / "bronze" / "telemetry")
@@ -302,7 +308,8 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
 
     stores_raw = dict(_section(raw, "stores"))
     stores_raw["local_path"] = str(Path(stores_raw.get("local_path") or infra.run_dir / "hot_store.sqlite").expanduser())
-    stores = _construct(StoreConfig, {**stores_raw, "region": aws.region, "endpoint_url": aws.endpoint_url}, "stores")
+    stores = _construct(StoreConfig, {**stores_raw, "region": aws.region, "endpoint_url": aws.endpoint_url,
+                                      "allow_outside_eu": aws.allow_outside_eu}, "stores")
     if stores.hot_store_backend not in ("local", "timestream") or stores.status_backend not in ("local", "dynamodb"):
         raise ConfigError("[stores] hot_store_backend is local or timestream; status_backend is local or dynamodb")
 
