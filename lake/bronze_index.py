@@ -41,7 +41,7 @@ def _event_time_range(path: str, filesystem: fs.FileSystem) -> tuple[int, int, i
     return meta.num_rows, min(lows), max(highs)
 
 
-def list_bronze(bronze_uri: str) -> tuple[tuple[fs.FileSystem, str], list[BronzeFile]]:
+def list_bronze(bronze_uri: str) -> tuple[fs.FileSystem, list[BronzeFile]]:
     """Every committed Bronze Parquet file (hidden in-progress files are not data yet)."""
     filesystem, base = fs.FileSystem.from_uri(bronze_uri)
     infos = filesystem.get_file_info(fs.FileSelector(base, recursive=True, allow_not_found=True))
@@ -52,4 +52,4 @@ def list_bronze(bronze_uri: str) -> tuple[tuple[fs.FileSystem, str], list[Bronze
             continue
         rows, low, high = _event_time_range(info.path, filesystem)
         found.append(BronzeFile(info.path, info.size, rows, low - low % HOUR_MS, high - high % HOUR_MS))
-    return (filesystem, base), found
+    return filesystem, found

@@ -1,5 +1,5 @@
 """Silver → Gold, by date: per vehicle and event hour — average and minimum battery percent, top
-speed, seconds in use, approximate distinct locations — into a Delta table partitioned by date; a
+speed, seconds in use, distinct locations — into a Delta table partitioned by date; a
 run replaces the date.
 
 Seconds in use counts the distinct whole seconds in which the vehicle reported `in_use`: the seed's
@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import duckdb
 from deltalake import DeltaTable, write_deltalake
+
+from lake.engine import connect
 
 LOCATION_CELL_DEGREES = 0.001
 
@@ -27,8 +28,7 @@ class DayResult:
 
 def build_day(silver_uri: str, gold_uri: str, date: str) -> DayResult:
     """`date` is YYYY-MM-DD (UTC, the events' own)."""
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
+    con = connect()
     day = DeltaTable(silver_uri).to_pyarrow_dataset()
     con.register("silver", day)
     cell = 1 / LOCATION_CELL_DEGREES
@@ -45,6 +45,6 @@ def build_day(silver_uri: str, gold_uri: str, date: str) -> DayResult:
         GROUP BY date, hour, vehicle_id
         ORDER BY hour, vehicle_id
     """, [date]).fetch_arrow_table()
-    silver_rows = con.execute("SELECT count(*) FROM silver WHERE date = ?", [date]).fetchone()[0]
+    silver_rows = sum(gold.column("readings").to_pylist())  # every Silver row of the date is one reading
     write_deltalake(gold_uri, gold, mode="overwrite", predicate=f"date = '{date}'", partition_by=["date"])
     return DayResult(date, silver_rows, gold.num_rows)

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-import duckdb
 import pyarrow.dataset as ds
 from deltalake import write_deltalake
 
 from lake import ledger
+from lake.engine import connect
 from lake.bronze_index import HOUR_MS, BronzeFile, list_bronze
 
 # Checks in order: a row is rejected with the first it fails (null fails).
@@ -54,12 +54,6 @@ def _hour_predicate(hour_ms: int) -> str:
     return f"date = '{moment:%Y-%m-%d}' AND hour = {moment.hour}"
 
 
-def _connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    return con
-
-
 def _valid_sql() -> str:
     return " AND ".join(f"coalesce({check}, false)" for _, check in CHECKS)
 
@@ -74,7 +68,7 @@ def build_hour(paths: LakePaths, hour_ms: int, files: list[BronzeFile], filesyst
     holding = [f.path for f in files if hour_ms in f.hours()]
     if not holding:
         raise ValueError(f"no Bronze file holds hour {hour_label(hour_ms)}")
-    con = _connect()
+    con = connect()
     con.register("bronze", ds.dataset(holding, filesystem=filesystem, format="parquet"))
     con.execute(f"""
         CREATE TEMP VIEW hour_rows AS
@@ -108,7 +102,7 @@ def build_hour(paths: LakePaths, hour_ms: int, files: list[BronzeFile], filesyst
 def pending_hours(paths: LakePaths) -> tuple[list[int], list[BronzeFile], list[BronzeFile], object]:
     """(hours to build, files not read yet, every file, filesystem): an hour is due when a file
     holding it has not been read (a late file re-opens an hour already built)."""
-    (filesystem, _), files = list_bronze(paths.bronze)
+    filesystem, files = list_bronze(paths.bronze)
     seen = ledger.read_files(paths.ledger)
     new = [f for f in files if (f.path, f.size) not in seen]
     hours = sorted({hour for f in new for hour in f.hours()})
@@ -128,5 +122,5 @@ def update(paths: LakePaths, *, progress: Callable[[HourResult], None] = lambda 
 
 def rebuild(paths: LakePaths, hour_ms: int) -> HourResult:
     """Re-run one hour from everything Bronze holds for it (e.g. after a backfill)."""
-    (filesystem, _), files = list_bronze(paths.bronze)
+    filesystem, files = list_bronze(paths.bronze)
     return build_hour(paths, hour_ms - hour_ms % HOUR_MS, files, filesystem)
