@@ -114,6 +114,29 @@ class PipelineSettings:
     bronze_path: str  # a URI: file:///… or s3://…
 
 
+LAKE_TABLES = {  # [lake] key → where the table lives under base_path by default
+    "silver_path": "silver/telemetry",
+    "silver_rejected_path": "silver/telemetry_rejected",
+    "gold_path": "gold/vehicle_hourly",
+    "ledger_path": "_meta/silver_bronze_files",
+    "audit_path": "_meta/audit",
+}
+
+
+@dataclass(frozen=True)
+class LakeSettings:
+    """The batch lakehouse: Delta tables beside Bronze (URIs) and each layer's retention."""
+
+    silver_path: str
+    silver_rejected_path: str
+    gold_path: str
+    ledger_path: str  # the Bronze files Silver has read
+    audit_path: str  # every retention removal and erasure, one row per layer touched
+    bronze_retention_days: int
+    silver_retention_days: int
+    gold_retention_days: int
+
+
 @dataclass(frozen=True)
 class AlertSettings:
     group_id: str
@@ -150,6 +173,7 @@ class PlatformConfig:
     aws: AwsConfig
     pipeline: PipelineSettings
     stores: StoreConfig
+    lake: LakeSettings
     alerts: AlertSettings
     faults: FaultSettings
     schema: ValidationPolicy  # payload limits ([schema]); the rest of the policy keeps its defaults
@@ -313,6 +337,15 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
     if stores.hot_store_backend not in ("local", "timestream") or stores.status_backend not in ("local", "dynamodb"):
         raise ConfigError("[stores] hot_store_backend is local or timestream; status_backend is local or dynamodb")
 
+    lake_raw = dict(_section(raw, "lake"))
+    # Each table: its own path if set, else under base_path (itself <run_dir>/lake if empty).
+    lake_base = _uri(lake_raw.pop("base_path", None), infra.run_dir / "lake").rstrip("/")
+    for key, relative in LAKE_TABLES.items():
+        lake_raw[key] = _uri(lake_raw.get(key), None) if lake_raw.get(key) else f"{lake_base}/{relative}"
+    lake = _construct(LakeSettings, lake_raw, "lake")
+    if min(lake.bronze_retention_days, lake.silver_retention_days, lake.gold_retention_days) < 1:
+        raise ConfigError("[lake] retention days must be >= 1")
+
     alerts_raw = dict(_section(raw, "alerts"))
     if not alerts_raw.get("service_area"):
         from udfs.geofence import DEFAULT_SERVICE_AREA
@@ -359,13 +392,14 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
 
     return PlatformConfig(
         profile=profile, infra=infra, kafka=KafkaConfig(bootstrap, topics, transaction_timeout, broker_max_transaction_timeout, max_record_bytes), flink=flink, aws=aws,
-        pipeline=pipeline, stores=stores, alerts=alerts, faults=faults, schema=schema,
+        pipeline=pipeline, stores=stores, lake=lake, alerts=alerts, faults=faults, schema=schema,
     )
 
 
-def _uri(value: str | None, default: Path) -> str:
+def _uri(value: str | None, default: Path | None) -> str:
     """A path or URI from config as a URI; empty means `default`."""
     if not value:
+        assert default is not None
         return default.as_uri()
     if "://" in value:
         return value
