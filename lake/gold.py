@@ -26,8 +26,15 @@ class DayResult:
     gold_rows: int
 
 
-def build_day(silver_uri: str, gold_uri: str, date: str) -> DayResult:
-    """`date` is YYYY-MM-DD (UTC, the events' own)."""
+def build_day(silver_uri: str, gold_uri: str, date: str, *, vehicle_ids: list[int] | None = None,
+              exclude: str | None = None) -> DayResult:
+    """`date` is YYYY-MM-DD (UTC, the events' own). `vehicle_ids` replaces only those vehicles' rows
+    of the date; `exclude` (SQL on Silver's columns) leaves matching Silver rows out: an erasure
+    recomputes the vehicle-days it touches before it deletes the Silver rows."""
+    if vehicle_ids is not None and not vehicle_ids:
+        raise ValueError("vehicle_ids: an empty list selects no vehicle (None means every vehicle)")
+    vehicles = "" if vehicle_ids is None else " AND vehicle_id IN (" + ", ".join(str(int(v)) for v in vehicle_ids) + ")"
+    excluded = "" if exclude is None else f" AND NOT coalesce({exclude}, false)"
     con = connect()
     day = DeltaTable(silver_uri).to_pyarrow_dataset()
     con.register("silver", day)
@@ -41,10 +48,11 @@ def build_day(silver_uri: str, gold_uri: str, date: str) -> DayResult:
                count(DISTINCT floor(latitude * {cell})::BIGINT * 1000000 + floor(longitude * {cell})::BIGINT)
                    AS unique_locations,
                count(*) AS readings
-        FROM silver WHERE date = ?
+        FROM silver WHERE date = ?{vehicles}{excluded}
         GROUP BY date, hour, vehicle_id
         ORDER BY hour, vehicle_id
     """, [date]).fetch_arrow_table()
     silver_rows = sum(gold.column("readings").to_pylist())  # every Silver row of the date is one reading
-    write_deltalake(gold_uri, gold, mode="overwrite", predicate=f"date = '{date}'", partition_by=["date"])
+    write_deltalake(gold_uri, gold, mode="overwrite", predicate=f"date = '{date}'{vehicles}", partition_by=["date"])
     return DayResult(date, silver_rows, gold.num_rows)
+
