@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol, Sequence
 
+from connectors.erasure_subject import ErasureSubject
 from udfs.telemetry_schema import parse_timestamp_ms
 
 RETENTION_HOURS_DEFAULT = 72
@@ -118,6 +119,11 @@ class HotStore(Protocol):
         """Delete what is older than the retention; return how many points went."""
         ...
 
+    def erase(self, subject: ErasureSubject) -> int | None:
+        """Delete the subject's points (GDPR); how many went, or None if the backend cannot delete
+        points and they only age out (`ages_out_after_hours`)."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -142,6 +148,11 @@ class VehicleStatusStore(Protocol):
         ...
 
     def get(self, vehicle_id: int) -> VehicleStatus | None: ...
+
+    def erase(self, subject: ErasureSubject) -> int:
+        """Delete the status row if its newest event is the subject's (GDPR); how many went. The
+        vehicle's next event writes a fresh row."""
+        ...
 
     def close(self) -> None: ...
 

@@ -27,6 +27,7 @@ from connectors.hot_store import (
     WriteResult,
     wants_points,
 )
+from connectors.erasure_subject import ErasureSubject
 from connectors.sqlite_db import SqliteDatabase
 
 RETENTION_SWEEP_INTERVAL_MS = 60_000
@@ -167,6 +168,11 @@ class LocalHotStore:
         with self._db.transaction() as conn:
             deleted = conn.execute("DELETE FROM telemetry WHERE time_ms < ?", (cutoff_ms,)).rowcount
         return deleted
+
+    def erase(self, subject: ErasureSubject) -> int:
+        where, params = subject.sql_where("time_ms")
+        with self._db.transaction() as conn:
+            return conn.execute(f"DELETE FROM telemetry WHERE {where}", params).rowcount
 
     def count(self) -> int:
         """How many points the file holds (for status output and tests)."""

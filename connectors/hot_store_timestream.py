@@ -34,6 +34,7 @@ from connectors.hot_store import (
     WriteResult,
     wants_points,
 )
+from connectors.erasure_subject import ErasureSubject
 from connectors.hot_store_local import partition_points
 
 MEASURE_NAME = "telemetry"
@@ -277,6 +278,15 @@ class TimestreamHotStore:
         """Nothing to do: Timestream moves points out of the memory store (and deletes them from
         the magnetic store) by the table's retention properties on its own."""
         return 0
+
+    @property
+    def ages_out_after_hours(self) -> int:
+        return self.config.retention_hours + 24 * MAGNETIC_STORE_RETENTION_DAYS
+
+    def erase(self, subject: ErasureSubject) -> None:
+        """Timestream (LiveAnalytics) has no API that deletes records: a subject's points leave
+        with the table's retention, memory store then magnetic store (`ages_out_after_hours`)."""
+        return None
 
     def close(self) -> None:
         if self._pool is not None:

@@ -16,6 +16,7 @@ from typing import Any, Callable, Sequence
 from botocore.exceptions import ClientError
 
 from connectors.aws_clients import RetryPolicy, call_with_retry, error_code, make_client
+from connectors.erasure_subject import ErasureSubject
 from connectors.hot_store import StatusWrite, StoreConfig, VehicleStatus
 from connectors.vehicle_status_local import newest_per_vehicle
 
@@ -164,6 +165,45 @@ class DynamoDbVehicleStatusStore:
         )
         item = response.get("Item")
         return from_item(item) if item else None
+
+    def erase(self, subject: ErasureSubject) -> int:
+        """A trip: the items whose newest event is of that trip (a scan: the table holds one item
+        per vehicle). A vehicle: its item, if its newest event is in the range. Deletes are
+        conditional, so a newer status stored meanwhile is kept."""
+        condition, values = "attribute_exists(vehicle_id)", {}
+        if subject.trip_id is not None:
+            condition += " AND trip_id = :trip"
+            values[":trip"] = {"S": subject.trip_id}
+        if subject.since_ms is not None:
+            condition += " AND last_seen_ms >= :since"
+            values[":since"] = {"N": str(int(subject.since_ms))}
+        if subject.until_ms is not None:
+            condition += " AND last_seen_ms < :until"
+            values[":until"] = {"N": str(int(subject.until_ms))}
+        values_arg = {"ExpressionAttributeValues": values} if values else {}
+        if subject.vehicle_id is not None:
+            vehicles = [subject.vehicle_id]
+        else:
+            vehicles = []
+            scan = {"TableName": self.table, "ProjectionExpression": "vehicle_id", "FilterExpression": condition,
+                    "ConsistentRead": True, **values_arg}
+            while True:
+                page = self._call(lambda: self._client.scan(**scan), "DynamoDB Scan")
+                vehicles += [int(item["vehicle_id"]["N"]) for item in page.get("Items", [])]
+                if "LastEvaluatedKey" not in page:
+                    break
+                scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        erased = 0
+        for vehicle_id in vehicles:
+            try:
+                self._call(lambda v=vehicle_id: self._client.delete_item(
+                    TableName=self.table, Key={"vehicle_id": {"N": str(int(v))}}, ConditionExpression=condition, **values_arg,
+                ), "DynamoDB DeleteItem")
+                erased += 1
+            except ClientError as error:
+                if error_code(error) != "ConditionalCheckFailedException":
+                    raise
+        return erased
 
     def close(self) -> None:
         if self._pool is not None:

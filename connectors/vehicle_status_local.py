@@ -9,6 +9,7 @@ from __future__ import annotations
 import operator
 from typing import Any, Iterable, Sequence
 
+from connectors.erasure_subject import ErasureSubject
 from connectors.hot_store import StatusWrite, VehicleStatus
 from connectors.sqlite_db import SqliteDatabase
 
@@ -119,6 +120,11 @@ class LocalVehicleStatusStore:
             f"SELECT {', '.join(_STATUS_COLUMNS)} FROM vehicle_status WHERE vehicle_id = ?", (vehicle_id,)
         )
         return _status_from_row(rows[0]) if rows else None
+
+    def erase(self, subject: ErasureSubject) -> int:
+        where, params = subject.sql_where("last_seen_ms")
+        with self._db.transaction() as conn:
+            return conn.execute(f"DELETE FROM vehicle_status WHERE {where}", params).rowcount
 
     def close(self) -> None:
         self._db.close()
