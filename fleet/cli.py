@@ -383,8 +383,11 @@ def build_parser() -> argparse.ArgumentParser:
     from fleet.backfill_cli import add_parser as add_backfill_parser
     from fleet.faults_cli import add_parsers as add_faults_parsers
 
+    from fleet.lake_cli import add_parser as add_lake_parser
+
     add_backfill_parser(commands)
     add_faults_parsers(commands, add, _config)
+    add_lake_parser(commands, add, _config)
 
     stores_cmd = commands.add_parser("stores", help="the hot store and vehicle status backends").add_subparsers(dest="action", required=True)
     add(stores_cmd, "init", cmd_stores_init, "create the Timestream database/table and DynamoDB table if the profile uses them")

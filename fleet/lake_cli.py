@@ -1,0 +1,222 @@
+"""`telemetry lake …`: the batch lakehouse — Silver from Bronze, Gold from Silver, retention, GDPR
+erasure, the audit log, and what the tables hold. The work is in lake/; these are thin."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import datetime, timezone
+from typing import Callable
+
+from fleet.config import ConfigError, PlatformConfig
+
+
+def _bar(total: int | None, desc: str):
+    from tqdm import tqdm
+
+    return tqdm(total=total, desc=desc, unit="hour" if desc == "silver" else "step", file=sys.stderr, disable=None, leave=False)
+
+
+def _time_ms(text: str, flag: str) -> int:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"{flag} {text!r}: an ISO-8601 time, like 2026-01-15T14:00:00Z") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)  # the lake's times are UTC
+    return int(moment.timestamp() * 1000)
+
+
+def _tables(config: PlatformConfig):
+    from lake.tables import LakeTables
+
+    return LakeTables.from_config(config)
+
+
+def cmd_silver(args: argparse.Namespace, config: PlatformConfig) -> int:
+    from lake import silver
+
+    paths = _tables(config).silver_paths()
+    if args.hour:
+        results = [silver.rebuild(paths, _time_ms(args.hour, "--hour"))]
+    else:
+        hours, _, _, _ = silver.pending_hours(paths)
+        with _bar(len(hours), "silver") as bar:
+            results = silver.update(paths, progress=lambda _: bar.update())
+    for r in results:
+        print(f"{silver.hour_label(r.hour_ms)}  bronze {r.bronze_rows:>9,}  silver {r.silver_rows:>9,}  "
+              f"duplicates {r.duplicates:>7,}  rejected {r.rejected:>6,}")
+    print(f"silver: {len(results)} hour(s) built into {paths.silver}" if results else "silver: no new Bronze files; nothing to build")
+    return 0
+
+
+def _silver_dates(silver_uri: str) -> list[str]:
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        return sorted({partition["date"] for partition in DeltaTable(silver_uri).partitions()})
+    except TableNotFoundError:
+        return []
+
+
+def cmd_gold(args: argparse.Namespace, config: PlatformConfig) -> int:
+    from lake import gold
+
+    tables = _tables(config)
+    available = _silver_dates(tables.silver)
+    dates = args.date or (available if args.all else available[-2:])
+    missing = sorted(set(dates) - set(available))
+    if missing:
+        print(f"gold: Silver holds no rows of {', '.join(missing)} (it has {len(available)} dates"
+              + (f", {available[0]} .. {available[-1]})" if available else ")"), file=sys.stderr)
+        return 2
+    with _bar(len(dates), "gold") as bar:
+        for date in dates:
+            result = gold.build_day(tables.silver, tables.gold, date)
+            bar.update()
+            print(f"{date}  silver rows {result.silver_rows:>10,}  gold rows {result.gold_rows:>8,}")
+    print(f"gold: {len(dates)} date(s) into {tables.gold}" if dates else "gold: Silver is empty; nothing to build")
+    return 0
+
+
+def _open_stores(config: PlatformConfig, wanted: bool):
+    if not wanted:
+        return None, None
+    from connectors.hot_store import open_hot_store, open_status_store
+
+    return open_hot_store(config.stores), open_status_store(config.stores)
+
+
+def _print_removals(removals, *, dry_run: bool) -> None:
+    verb = "would remove" if dry_run else "removed"
+    for r in removals:
+        rows = "?" if r.rows is None else f"{r.rows:,}"
+        print(f"  {r.layer:<16} {verb} {rows:>10} rows  {len(r.files):>5} files  {r.note}")
+
+
+def cmd_retention(args: argparse.Namespace, config: PlatformConfig) -> int:
+    from lake import retention
+
+    policy = retention.RetentionPolicy.from_config(config)
+    now_ms = _time_ms(args.now, "--now") if args.now else int(time.time() * 1000)
+    hot_store, status = _open_stores(config, not args.lake_only)
+    try:
+        with _bar(5, "retention") as bar:
+            removals = retention.apply(_tables(config), policy, now_ms=now_ms, hot_store=hot_store, dry_run=args.dry_run,
+                                       progress=lambda _: bar.update())
+    finally:
+        for store in (hot_store, status):
+            if store is not None:
+                store.close()
+    print(f"retention: Bronze {policy.bronze_days} days, Silver {policy.silver_days}, Gold {policy.gold_days}, "
+          f"hot store {config.stores.retention_hours} h" + (" (dry run)" if args.dry_run else ""))
+    _print_removals(removals, dry_run=args.dry_run)
+    if not removals:
+        print("  nothing is expired")
+    return 0
+
+
+def cmd_erase(args: argparse.Namespace, config: PlatformConfig) -> int:
+    from connectors.erasure_subject import ErasureSubject
+    from lake import erasure
+
+    try:
+        subject = ErasureSubject(
+            trip_id=args.trip, vehicle_id=args.vehicle,
+            since_ms=_time_ms(args.since, "--since") if args.since else None,
+            until_ms=_time_ms(args.until, "--until") if args.until else None,
+        )
+    except ValueError as exc:
+        print(f"telemetry lake erase: {exc}", file=sys.stderr)
+        return 2
+    hot_store, status = _open_stores(config, not args.lake_only)
+    try:
+        with _bar(4, "erase") as bar:
+            report = erasure.erase(subject, _tables(config), hot_store=hot_store, status_store=status,
+                                   dry_run=args.dry_run, progress=lambda _: bar.update())
+    finally:
+        for store in (hot_store, status):
+            if store is not None:
+                store.close()
+    print(f"erase {subject.describe()}" + (" (dry run: nothing changed)" if args.dry_run else f" — audit run {report.run_id}"))
+    _print_removals(report.removals, dry_run=args.dry_run)
+    print(f"  Kafka topics are not rewritten: their records age out with [topics.*] retention_ms ({_kafka_windows(config)})")
+    return 0
+
+
+def _kafka_windows(config: PlatformConfig) -> str:
+    windows = []
+    for topic in config.kafka.topics:
+        retention_ms = topic.configs.get("retention.ms")
+        if topic.configs.get("cleanup.policy") == "compact":
+            windows.append(f"{topic.name} compacted, vehicle types only")
+        elif retention_ms is not None:
+            windows.append(f"{topic.name} {int(retention_ms) / 86_400_000:g} d")
+    return ", ".join(windows)
+
+
+def cmd_audit(args: argparse.Namespace, config: PlatformConfig) -> int:
+    from lake import audit
+
+    rows = audit.read(_tables(config).audit)[-args.last:]
+    for row in rows:
+        at = datetime.fromtimestamp(row["at_ms"] / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        rows_text = "?" if row["rows"] is None else f"{row['rows']:,}"
+        print(f"{at}  {row['run_id'][:8]}  {row['action']:<9} {row['layer']:<16} {rows_text:>10} rows {row['files']:>5} files  "
+              f"{row['subject']}  {row['note']}")
+    if not rows:
+        print("audit log is empty")
+    return 0
+
+
+def cmd_tables(args: argparse.Namespace, config: PlatformConfig) -> int:
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    from lake.bronze_index import list_bronze
+
+    tables = _tables(config)
+    _, files = list_bronze(tables.bronze)
+    print(f"{'bronze':<16} {sum(f.rows for f in files):>12,} rows  {len(files):>6} files  {tables.bronze}")
+    for name in ("silver", "silver_rejected", "gold", "ledger", "audit"):
+        uri = getattr(tables, name)
+        try:
+            table = DeltaTable(uri)
+        except TableNotFoundError:
+            print(f"{name:<16} {'-':>12}       {'-':>6}        {uri} (not created yet)")
+            continue
+        adds = table.get_add_actions(flatten=True)
+        rows = sum(adds.column("num_records").to_pylist()) if adds.num_rows else 0
+        print(f"{name:<16} {rows:>12,} rows  {adds.num_rows:>6} files  {uri} (version {table.version()})")
+    return 0
+
+
+def add_parser(commands: argparse._SubParsersAction, add: Callable[..., argparse.ArgumentParser], config_of: Callable) -> None:
+    lake_cmd = commands.add_parser("lake", help="the batch lakehouse: Silver, Gold, retention, GDPR erasure (docs/lakehouse.md)")
+    actions = lake_cmd.add_subparsers(dest="action", required=True)
+
+    def sub(name: str, func, text: str) -> argparse.ArgumentParser:
+        return add(actions, name, lambda a: func(a, config_of(a)), text)
+
+    silver = sub("silver", cmd_silver, "build Silver for every event hour a Bronze file not read yet holds (late files re-open their hour)")
+    silver.add_argument("--hour", help="rebuild this one hour (ISO-8601, UTC) from everything Bronze holds for it")
+    gold = sub("gold", cmd_gold, "build Gold for dates (default: the two newest Silver dates)")
+    gold.add_argument("--date", action="append", help="YYYY-MM-DD (repeatable)")
+    gold.add_argument("--all", action="store_true", help="every date Silver holds")
+    retention = sub("retention", cmd_retention, "remove what each layer's retention has expired (files too), log it")
+    retention.add_argument("--dry-run", action="store_true", help="count what would go; change nothing")
+    retention.add_argument("--now", help="ISO-8601: run as of this time (default: now)")
+    erase = sub("erase", cmd_erase, "GDPR: erase a trip, or a vehicle's data in a range, from every layer; audit it")
+    who = erase.add_mutually_exclusive_group(required=True)
+    who.add_argument("--trip", help="a trip_id")
+    who.add_argument("--vehicle", type=int, help="a vehicle_id")
+    erase.add_argument("--since", help="ISO-8601 event time, inclusive (default: the beginning)")
+    erase.add_argument("--until", help="ISO-8601 event time, exclusive (default: now)")
+    erase.add_argument("--dry-run", action="store_true", help="count what would go in the lake; change nothing")
+    for command in (retention, erase):
+        command.add_argument("--lake-only", action="store_true", help="leave the hot store and the status table alone")
+    audit = sub("audit", cmd_audit, "the audit log: every retention removal and erasure, per layer")
+    audit.add_argument("--last", type=int, default=50, help="show the newest N rows")
+    sub("tables", cmd_tables, "each table's rows, files and location")
