@@ -3,6 +3,11 @@
 A bulk format rolls a part file on every checkpoint and commits it when the checkpoint completes,
 so a file is either complete and visible or not there: readers never see half a file. In-progress
 files are hidden (dot-prefixed) until then.
+
+Partition folders are hours: either of the record's own event time (`partition_by_event_time`, a
+BIGINT epoch-ms column, UTC; our Java EventTimeHourBucketAssigner from connectors/jvm/fleet-flink,
+shipped in the `flink` jars), or of the processing time (Flink's DateTimeBucketAssigner, as
+Firehose's arrival-time prefixes do).
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyflink.common import Types
+from pyflink.java_gateway import get_gateway
 from pyflink.common.typeinfo import TypeInformation
 from pyflink.datastream import DataStream
 from pyflink.datastream.data_stream import DataStreamSink
@@ -26,7 +32,10 @@ _KINDS = {
     "boolean": (DataTypes.BOOLEAN, Types.BOOLEAN),
 }
 
-HOURLY_PARTITIONS = "'year='yyyy'/month='MM'/day='dd'/hour='HH"
+HOURLY_PARTITIONS = "'year='yyyy'/month='MM'/day='dd'/hour='HH"  # processing time, DateTimeFormatter
+# The folder of a row whose event-time column is null (EventTimeHourBucketAssigner.UNKNOWN_BUCKET):
+# such a row is kept, not a reason to fail the job.
+UNKNOWN_EVENT_TIME_BUCKET = "event_time=unknown"
 
 
 @dataclass(frozen=True)
@@ -51,25 +60,46 @@ class ParquetSchema:
         return Types.ROW_NAMED(self.names, [_KINDS[kind][1]() for _, kind in self.columns])
 
 
+def event_time_bucket_assigner(schema: ParquetSchema, column: str) -> BucketAssigner:
+    """`year=YYYY/month=MM/day=DD/hour=HH` of the row's `column` (BIGINT epoch ms) in UTC; a null
+    goes to UNKNOWN_EVENT_TIME_BUCKET. Needs the `flink` jars on the classpath (create_env)."""
+    kinds = dict(schema.columns)
+    if kinds.get(column) != "bigint":
+        raise ValueError(f"partition_by_event_time needs a bigint column of the schema, got {column!r} ({kinds.get(column)})")
+    j_assigner = get_gateway().jvm.io.github.fleettelemetry.flink.EventTimeHourBucketAssigner(schema.names.index(column))
+    return BucketAssigner(j_assigner)
+
+
 def parquet_file_sink(
     base_path: str,
     schema: ParquetSchema,
     *,
     part_prefix: str = "part",
+    partition_by_event_time: str | None = None,
     partition_format: str | None = HOURLY_PARTITIONS,
     timezone: str = "UTC",
 ) -> FileSink:
-    """`base_path` is a URI: file:///… locally, s3://… in production (Flink's S3 filesystem plugin).
+    """`base_path` is a URI: file:///… locally, s3://… (Flink's S3 filesystem plugin, see
+    jobs/flink_env.py).
 
-    Partition folders follow the record's processing time, as Firehose's arrival-time prefixes do.
+    With `partition_by_event_time` (a bigint epoch-ms column) folders are the UTC hour of each
+    row's own time, so a replay or a late spool lands where its events belong. Otherwise folders
+    follow `partition_format` of the processing time (as Firehose's arrival-time prefixes do), or
+    there are none (`partition_format=None`).
     """
     builder = FileSink.for_bulk_format(
         base_path, ParquetBulkWriters.for_row_type(schema.row_type(), utc_timestamp=True)
     ).with_output_file_config(
         OutputFileConfig.builder().with_part_prefix(part_prefix).with_part_suffix(".parquet").build()
     )
-    if partition_format is not None:
+    if partition_by_event_time is not None:
+        if partition_format != HOURLY_PARTITIONS:
+            raise ValueError("partition_by_event_time makes its own hour folders; leave partition_format alone")
+        builder = builder.with_bucket_assigner(event_time_bucket_assigner(schema, partition_by_event_time))
+    elif partition_format is not None:
         builder = builder.with_bucket_assigner(BucketAssigner.date_time_bucket_assigner(partition_format, timezone))
+    else:
+        builder = builder.with_bucket_assigner(BucketAssigner.base_path_bucket_assigner())
     return builder.build()
 
 

@@ -4,7 +4,7 @@
                   │
   vehicle-registry ─► (broadcast) ─► parse + validate + dedup + enrich + store writes (one Python call per batch)
                                        ├─► telemetry-enriched (Kafka, EXACTLY_ONCE, key = vehicle_id)
-                                       ├─► Bronze Parquet (FileSink, hour folders, commit on checkpoint; a chain of its own)
+                                       ├─► Bronze Parquet (FileSink, event-hour folders, commit on checkpoint; a chain of its own)
                                        ├─► hot store + vehicle status (written per batch, idempotent)
                                        └─► telemetry-dlq (rejects, store rejects, bad registry records)
 
@@ -172,7 +172,10 @@ def build(
             transaction_timeout_ms=config.transaction_timeout_ms,
         )
     if "bronze" in config.sinks:
-        bronze_sink = parquet_file_sink(config.bronze_path, BRONZE_SCHEMA, part_prefix=config.bronze_part_prefix)
+        # Hour folders of each event's own time, so a replay or a late spool drain lands in its hour.
+        bronze_sink = parquet_file_sink(
+            config.bronze_path, BRONZE_SCHEMA, part_prefix=config.bronze_part_prefix, partition_by_event_time="event_time_ms",
+        )
         sink_in_own_chain(bronze, bronze_sink).name("bronze parquet sink").uid("bronze-sink")
     if "dlq" in config.sinks:
         dlq_sink = value_only_sink(

@@ -59,5 +59,5 @@ if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_value" ]; then
   echo "$stamp_value" > "$stamp_file"
 fi
 
-# --- 3. JVM jars from connectors/jvm/pom.xml (cached per pom content) ----------------------------
+# --- 3. JVM jars from connectors/jvm/pom.xml + our fleet-flink jar (cached per pom and source content)
 "$VENV/bin/telemetry" jars fetch
