@@ -81,6 +81,21 @@ def cmd_gold(args: argparse.Namespace, config: PlatformConfig) -> int:
     return 0
 
 
+def cmd_compact(args: argparse.Namespace, config: PlatformConfig) -> int:
+    from lake import compact
+
+    bronze = _tables(config).bronze
+    with _bar(None, "compact") as bar:
+        merges = compact.compact(bronze, target_bytes=args.target_mb * 1024 * 1024, older_than_s=args.older_than_min * 60,
+                                 dry_run=args.dry_run, progress=lambda _: bar.update())
+    for m in merges:
+        print(f"{m.folder.removeprefix(bronze.split('://', 1)[-1]).lstrip('/') or '.'}  {m.prefix}: {len(m.inputs)} files, "
+              f"{m.rows:,} rows, {m.bytes_in / 1e6:.1f} MB" + ("" if args.dry_run else f" → {m.output} {m.bytes_out / 1e6:.1f} MB"))
+    verb = "would merge" if args.dry_run else "merged"
+    print(f"compact: {verb} {sum(len(m.inputs) for m in merges)} files into {len(merges)}" if merges else "compact: nothing to merge")
+    return 0
+
+
 def _open_stores(config: PlatformConfig, wanted: bool):
     if not wanted:
         return None, None
@@ -205,6 +220,10 @@ def add_parser(commands: argparse._SubParsersAction, add: Callable[..., argparse
     gold = sub("gold", cmd_gold, "build Gold for dates (default: the two newest Silver dates)")
     gold.add_argument("--date", action="append", help="YYYY-MM-DD (repeatable)")
     gold.add_argument("--all", action="store_true", help="every date Silver holds")
+    compact = sub("compact", cmd_compact, "merge Bronze's small committed files per folder and part prefix (crash-safe)")
+    compact.add_argument("--target-mb", type=int, default=128, help="size of the merged files")
+    compact.add_argument("--older-than-min", type=float, default=60, help="merge only files committed longer ago")
+    compact.add_argument("--dry-run", action="store_true", help="list the merges; change nothing")
     retention = sub("retention", cmd_retention, "remove what each layer's retention has expired (files too), log it")
     retention.add_argument("--dry-run", action="store_true", help="count what would go; change nothing")
     retention.add_argument("--now", help="ISO-8601: run as of this time (default: now)")

@@ -31,6 +31,8 @@ def test_lake_commands_build_erase_retain_and_audit(tmp_path, capsys):
     assert DeltaTable(str(silver_uri)).to_pyarrow_table().num_rows == len(lake_expected.silver_rows(rows))
     assert main([*cli, "lake", "silver"]) == 0 and "nothing to build" in capsys.readouterr().out
 
+    assert main([*cli, "lake", "compact", "--older-than-min", "0"]) == 0  # one file a folder: nothing to pair
+    assert "nothing to merge" in capsys.readouterr().out
     assert main([*cli, "lake", "gold", "--all"]) == 0
     assert "2026-01-01" in capsys.readouterr().out
     gold_rows = DeltaTable(str(run_dir / "lake" / "gold" / "vehicle_hourly")).to_pyarrow_table().num_rows
