@@ -93,6 +93,9 @@ class FlinkConfig:
     python_bundle_time_ms: int
     python_bundle_size: int
     buffer_timeout_ms: int
+    # Flink's S3 filesystem (s3:// Bronze, checkpoints): "" is AWS itself; a URL (moto, MinIO) is
+    # reached path-style, with the AWS_* environment's keys or, absent those, dummy ones.
+    s3_endpoint: str
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,11 @@ Sets what DESIGN.md says bites if forgotten: thread mode with the interpreter th
 embeds libpython and must find this venv's packages), connector jars from connectors.jars,
 exactly-once checkpoints, and a bounded restart strategy (the default with checkpointing retries
 forever, which turns a broken job into a silent hang).
+
+s3:// paths (Bronze, checkpoints) go through Flink's S3 filesystem, a plugin. Flink's CLI and
+cluster processes load plugins from FLINK_PLUGINS_DIR, but a local MiniCluster loads none, so
+`create_env` hands the plugin from connectors.jars to the JVM's FileSystem itself, configured with
+the job's `s3.*` settings (`[flink] s3_endpoint`: "" is AWS, a URL such as moto's is path-style).
 """
 
 from __future__ import annotations
@@ -59,6 +64,25 @@ def _restart_strategy(config: FlinkConfig) -> dict[str, str]:
     }
 
 
+def s3_settings(endpoint: str, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """Flink S3 filesystem keys (mirrored to Hadoop's fs.s3a.*) for `[flink] s3_endpoint`.
+
+    "" (AWS): nothing, the default credential chain and endpoint apply. A URL (moto, MinIO):
+    path-style requests there, with the AWS_* environment's keys or, absent those, dummy ones —
+    as connectors/aws_clients does for boto3, so a local endpoint never sends real keys by accident.
+    """
+    if not endpoint:
+        return {}
+    environ = os.environ if environ is None else environ
+    return {
+        "s3.endpoint": endpoint,
+        "s3.path.style.access": "true",
+        "s3.endpoint.region": environ.get("AWS_REGION") or environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+        "s3.access-key": environ.get("AWS_ACCESS_KEY_ID") or "testing",
+        "s3.secret-key": environ.get("AWS_SECRET_ACCESS_KEY") or "testing",
+    }
+
+
 def flink_configuration(config: FlinkConfig, *, extra: dict[str, str] | None = None) -> Configuration:
     conf = Configuration()
     settings = {
@@ -85,6 +109,7 @@ def flink_configuration(config: FlinkConfig, *, extra: dict[str, str] | None = N
         # operators get converted copies, and the SQL and connector operators never keep a record
         # they were handed.
         "pipeline.object-reuse": "true",
+        **s3_settings(config.s3_endpoint),
         **(extra or {}),
     }
     for key, value in settings.items():
@@ -96,7 +121,27 @@ def create_env(config: FlinkConfig, *, extra: dict[str, str] | None = None) -> S
     """A local (MiniCluster) or, under `flink run`, the cluster's environment, configured alike."""
     # The JVM gateway inherits our environment when it starts: set PYTHONPATH before it does.
     os.environ["PYTHONPATH"] = _embedded_python_path()
-    env = StreamExecutionEnvironment.get_execution_environment(flink_configuration(config, extra=extra))
+    conf = flink_configuration(config, extra=extra)
+    env = StreamExecutionEnvironment.get_execution_environment(conf)
+    _load_filesystem_plugins(conf)
     env.set_parallelism(config.parallelism)
     env.enable_checkpointing(config.checkpoint_interval_ms, CheckpointingMode.EXACTLY_ONCE)
     return env
+
+
+def _load_filesystem_plugins(conf: Configuration) -> None:
+    """Flink's FileSystem in this JVM with the fetched plugins (the S3 filesystem) and this job's
+    settings. A MiniCluster never does this itself (only Flink's CLI and cluster entry points do),
+    so without it s3:// fails with "Could not find a file system implementation for scheme 's3'".
+    Under `flink run` this is the client's JVM: the cluster's own processes use their plugins/."""
+    plugins = jars.flink_plugins_dir()
+    if plugins is None or os.environ.get(JARS_IN_FLINK_LIB):
+        return
+    from pyflink.java_gateway import get_gateway
+
+    jvm = get_gateway().jvm
+    j_conf = conf._j_configuration
+    finder = jvm.org.apache.flink.core.plugin.DirectoryBasedPluginFinder(jvm.java.io.File(str(plugins)).toPath())
+    patterns = jvm.org.apache.flink.configuration.CoreOptions.getPluginParentFirstLoaderPatterns(j_conf)
+    manager = jvm.org.apache.flink.core.plugin.DefaultPluginManager(finder.findPlugins(), patterns)
+    jvm.org.apache.flink.core.fs.FileSystem.initialize(j_conf, manager)
