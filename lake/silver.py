@@ -5,7 +5,23 @@ hours it builds (idempotent); rows failing a check go to a rejected table with t
 dropped unseen.
 
 `ingestion_time` is when the platform ingested the event (its Kafka create time), not the run's
-clock as in the seed's Glue job: a re-run then writes the same rows."""
+clock as in the seed's Glue job: a re-run then writes the same rows.
+
+How an hour is built (`telemetry bench lake` measures it):
+- Arrow reads each Bronze file that may hold the hour once, low-cardinality strings kept
+  dictionary-encoded; a file whose footer puts it wholly inside the hour is not filtered. The
+  checks are vectorised masks over that one read: valid and rejected rows come from it.
+- Duplicates: every copy of a (vehicle_id, timestamp) has the same event_time_ms (Bronze's
+  event_time_ms is a function of its timestamp text: `udfs.telemetry_schema.parse_timestamp_ms`),
+  so a row whose (vehicle_id, event_time_ms) is unique among the hour's valid rows is unique on
+  (vehicle_id, timestamp) too, and is kept. The converse does not hold (the schema takes any
+  ISO-8601 form: '…T10:00:00Z' and '…T12:00:00+02:00' are one instant, two texts), so only the
+  rows sharing (vehicle_id, event_time_ms) go through the exact rule — per (vehicle_id, timestamp)
+  the lowest (ingested_at_ms, event_time_ms), then Bronze order. The shared ones are found with one
+  integer key, time-major: Bronze files are in event-time order, so its (stable) sort is nearly free.
+- date and hour are the hour's constants; ingestion_time is a cast of ingested_at_ms. Rows keep
+  Bronze's order (event time within a file): no sort.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +29,15 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
 
-import pyarrow.dataset as ds
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from deltalake import write_deltalake
 
 from lake import ledger
-from lake.engine import connect
 from lake.bronze_index import HOUR_MS, BronzeFile, list_bronze
+from lake.engine import connect
 
 # Checks in order: a row is rejected with the first it fails (null fails).
 CHECKS = (
@@ -26,6 +45,10 @@ CHECKS = (
     ("latitude_out_of_range", "latitude BETWEEN -90 AND 90"),
     ("longitude_out_of_range", "longitude BETWEEN -180 AND 180"),
 )
+# CHECKS as (column, low, high) for the vectorised masks: the same bounds, inclusive.
+_BOUNDS = (("battery_percent", 0, 100), ("latitude", -90, 90), ("longitude", -180, 180))
+# Strings with few distinct values an hour: read as dictionaries (no per-row string copies).
+_DICTIONARY_STRINGS = ("trip_id", "error_codes", "zone_id", "vehicle_type")
 
 
 @dataclass(frozen=True)
@@ -54,47 +77,123 @@ def _hour_predicate(hour_ms: int) -> str:
     return f"date = '{moment:%Y-%m-%d}' AND hour = {moment.hour}"
 
 
-def _valid_sql() -> str:
-    return " AND ".join(f"coalesce({check}, false)" for _, check in CHECKS)
+def _read_hour(holding: list[BronzeFile], hour_ms: int, filesystem) -> pa.Table:
+    """Every row of the hour from these files, in their order (files by path, rows as written)."""
+    parts = []
+    for file in holding:
+        with filesystem.open_input_file(file.path) as handle:
+            names = pq.ParquetFile(handle).schema_arrow.names
+            handle.seek(0)
+            table = pq.read_table(handle, read_dictionary=[n for n in _DICTIONARY_STRINGS if n in names])
+        if not (file.first_hour_ms == file.last_hour_ms == hour_ms):  # straddles the hour: filter
+            times = table.column("event_time_ms")
+            table = table.filter(pc.and_(pc.greater_equal(times, hour_ms), pc.less(times, hour_ms + HOUR_MS)))
+        parts.append(table)
+    table = pa.concat_tables(parts, promote_options="permissive")
+    return table.unify_dictionaries()
 
 
-def _reason_sql() -> str:
-    cases = " ".join(f"WHEN NOT coalesce({check}, false) THEN '{reason}'" for reason, check in CHECKS)
-    return f"CASE {cases} END"
+def _valid_mask(table: pa.Table) -> np.ndarray:
+    valid = np.ones(table.num_rows, dtype=bool)
+    for column, low, high in _BOUNDS:
+        values = table.column(column)
+        inside = pc.and_(pc.greater_equal(values, low), pc.less_equal(values, high))
+        valid &= pc.fill_null(inside, False).to_numpy(zero_copy_only=False)
+    return valid
+
+
+def _reasons(table: pa.Table) -> pa.Array:
+    """The first check each row fails (rows that fail none get null)."""
+    reasons = pa.nulls(table.num_rows, pa.string())
+    for (reason, _), (column, low, high) in reversed(list(zip(CHECKS, _BOUNDS))):
+        values = table.column(column)
+        inside = pc.fill_null(pc.and_(pc.greater_equal(values, low), pc.less_equal(values, high)), False)
+        reasons = pc.if_else(inside, reasons, pa.scalar(reason))
+    return reasons
+
+
+def _first_copies(table: pa.Table, hour_ms: int, valid: np.ndarray) -> np.ndarray:
+    """Which rows to keep: of the valid ones, one per (vehicle_id, timestamp), the earliest ingested."""
+    rows = np.flatnonzero(valid)
+    vehicles, times = table.column("vehicle_id"), table.column("event_time_ms")
+    shared = np.zeros(len(rows), dtype=bool)
+    if len(rows) and vehicles.null_count == 0:
+        vehicle = vehicles.to_numpy()[rows]
+        offset = times.to_numpy()[rows] - hour_ms  # 0 ≤ offset < HOUR_MS: the rows are the hour's
+        low, high = int(vehicle.min()), int(vehicle.max())
+        if (high - low + 1) * HOUR_MS < 2**62:
+            key = offset * (high - low + 1) + (vehicle - low)
+        else:  # ids too far apart for one int64 key: number the vehicles first
+            codes = pc.dictionary_encode(vehicles).combine_chunks().indices.to_numpy()[rows].astype(np.int64)
+            key = offset * (int(codes.max()) + 1) + codes
+        order = np.argsort(key, kind="stable")
+        ordered = key[order]
+        same = ordered[1:] == ordered[:-1]
+        shared[order[1:][same]] = True
+        shared[order[:-1][same]] = True
+    elif len(rows):
+        shared[:] = True  # a null vehicle_id: let the exact rule sort it out
+    keep = valid.copy()
+    candidates = rows[shared]
+    keep[candidates] = False
+    if len(candidates):
+        subset = pa.table({
+            "vehicle_id": _take(vehicles, candidates), "timestamp": _take(table.column("timestamp"), candidates),
+            "ingested_at_ms": _take(table.column("ingested_at_ms"), candidates), "event_time_ms": _take(times, candidates),
+            "position": candidates,
+        })
+        con = connect()
+        con.execute("SET threads = 1")  # a few thousand rows: threads cost more than they bring
+        con.register("candidates", subset)
+        first = con.sql("""
+            SELECT position FROM candidates
+            QUALIFY row_number() OVER (PARTITION BY vehicle_id, "timestamp"
+                                       ORDER BY ingested_at_ms, event_time_ms, position) = 1
+        """).fetchnumpy()["position"]
+        keep[first] = True
+    return keep
+
+
+def _take(column: pa.ChunkedArray, positions: np.ndarray) -> pa.Array:
+    """column[positions] for sorted positions, chunk by chunk (a take on the whole chunked array
+    first joins its chunks: a copy of the column)."""
+    bounds = np.cumsum([0] + [len(chunk) for chunk in column.chunks])
+    cuts = np.searchsorted(positions, bounds)
+    parts = [chunk.take(pa.array(positions[cuts[i]:cuts[i + 1]] - bounds[i]))
+             for i, chunk in enumerate(column.chunks) if cuts[i + 1] > cuts[i]]
+    return pa.concat_arrays(parts) if parts else pa.array([], column.type)
+
+
+def _with_hour_columns(table: pa.Table, hour_ms: int) -> pa.Table:
+    moment = datetime.fromtimestamp(hour_ms / 1000, tz=timezone.utc)
+    n = table.num_rows
+    ingested = pc.multiply(table.column("ingested_at_ms"), 1000).cast(pa.timestamp("us", tz="UTC"))
+    return (table.append_column("ingestion_time", ingested)
+            .append_column("date", pa.repeat(pa.scalar(f"{moment:%Y-%m-%d}"), n))
+            .append_column("hour", pa.array(np.full(n, moment.hour, np.int32))))
+
+
+def _plain_strings(table: pa.Table) -> pa.Table:
+    schema = pa.schema([pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in table.schema])
+    return table.cast(schema)
 
 
 def build_hour(paths: LakePaths, hour_ms: int, files: list[BronzeFile], filesystem) -> HourResult:
     """Replace Silver's (and the rejected table's) rows of this event hour from these Bronze files."""
-    holding = [f.path for f in files if hour_ms in f.hours()]
+    holding = [f for f in files if hour_ms in f.hours()]
     if not holding:
         raise ValueError(f"no Bronze file holds hour {hour_label(hour_ms)}")
-    con = connect()
-    con.register("bronze", ds.dataset(holding, filesystem=filesystem, format="parquet"))
-    con.execute(f"""
-        CREATE TEMP VIEW hour_rows AS
-        SELECT * FROM bronze
-        WHERE event_time_ms >= {hour_ms} AND event_time_ms < {hour_ms + HOUR_MS}
-    """)
-    bronze_rows = con.sql("SELECT count(*) FROM hour_rows").fetchone()[0]
-    extra = """,
-            make_timestamptz(ingested_at_ms * 1000) AS ingestion_time,
-            strftime(make_timestamptz(event_time_ms * 1000), '%Y-%m-%d') AS date,
-            hour(make_timestamptz(event_time_ms * 1000))::INTEGER AS hour"""
-    silver = con.sql(f"""
-        SELECT * EXCLUDE (copy){extra} FROM (
-            SELECT *, row_number() OVER (
-                PARTITION BY vehicle_id, "timestamp" ORDER BY ingested_at_ms, event_time_ms) AS copy
-            FROM hour_rows WHERE {_valid_sql()})
-        WHERE copy = 1
-        ORDER BY vehicle_id, event_time_ms
-    """).fetch_arrow_table()
-    rejected = con.sql(f"""
-        SELECT *, {_reason_sql()} AS reason{extra}
-        FROM hour_rows WHERE NOT ({_valid_sql()})
-    """).fetch_arrow_table()
+    hour_rows = _read_hour(holding, hour_ms, filesystem)
+    bronze_rows = hour_rows.num_rows
+    valid = _valid_mask(hour_rows)
+    keep = _first_copies(hour_rows, hour_ms, valid)
+    silver = hour_rows.filter(pa.array(keep)) if not keep.all() else hour_rows
+    bad = hour_rows.filter(pa.array(~valid))
+    rejected = bad.append_column("reason", _reasons(bad))
+    silver, rejected = _with_hour_columns(silver, hour_ms), _with_hour_columns(rejected, hour_ms)
     predicate = _hour_predicate(hour_ms)
-    write_deltalake(paths.silver, silver, mode="overwrite", predicate=predicate, partition_by=["date"])
-    write_deltalake(paths.silver_rejected, rejected, mode="overwrite", predicate=predicate, partition_by=["date"])
+    write_deltalake(paths.silver, _plain_strings(silver), mode="overwrite", predicate=predicate, partition_by=["date"])
+    write_deltalake(paths.silver_rejected, _plain_strings(rejected), mode="overwrite", predicate=predicate, partition_by=["date"])
     return HourResult(hour_ms, bronze_rows, silver.num_rows, bronze_rows - rejected.num_rows - silver.num_rows,
                       rejected.num_rows)
 
