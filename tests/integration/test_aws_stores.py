@@ -530,3 +530,22 @@ def test_throttled_puts_are_retried(dynamodb: DynamoDbVehicleStatusStore, sleeps
     assert dynamodb.upsert([status(9, 100)]) == 1
     assert wire.calls == 3 and len(sleeps) == 2
     assert dynamodb.get(9) == status(9, 100)
+
+
+def test_erasure_deletes_the_items_whose_newest_event_is_the_subjects(dynamodb: DynamoDbVehicleStatusStore):
+    from connectors.erasure_subject import ErasureSubject
+
+    dynamodb.upsert([status(11, 1000, trip_id="trip-a"), status(12, 2000, trip_id="trip-a"),
+                     status(13, 3000, trip_id="trip-b"), status(14, 4000)])
+    assert dynamodb.erase(ErasureSubject(trip_id="trip-a")) == 2  # found by a scan
+    assert dynamodb.get(11) is None and dynamodb.get(12) is None and dynamodb.get(13).trip_id == "trip-b"
+    assert dynamodb.erase(ErasureSubject(vehicle_id=14, since_ms=0, until_ms=4000)) == 0  # its newest is after the range
+    assert dynamodb.erase(ErasureSubject(vehicle_id=14, since_ms=4000)) == 1 and dynamodb.get(14) is None
+    assert dynamodb.erase(ErasureSubject(vehicle_id=99)) == 0  # no such item: nothing, no error
+
+
+def test_timestream_cannot_erase_points_and_says_when_they_age_out(timestream: TimestreamHotStore, config: StoreConfig):
+    from connectors.erasure_subject import ErasureSubject
+
+    assert timestream.erase(ErasureSubject(trip_id="trip-a")) is None
+    assert timestream.ages_out_after_hours == config.retention_hours + 24
