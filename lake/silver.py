@@ -21,6 +21,10 @@ How an hour is built (`telemetry bench lake` measures it):
   integer key, time-major: Bronze files are in event-time order, so its (stable) sort is nearly free.
 - date and hour are the hour's constants; ingestion_time is a cast of ingested_at_ms. Rows keep
   Bronze's order (event time within a file): no sort.
+- pyarrow writes the hour's Parquet file into the table's date folder (`lake.engine`: per-column
+  encodings chosen by measurement) and delta-rs commits it in one transaction with the removal of
+  the hour's previous files — an add action with partition values and statistics from the file's
+  footer, as delta-rs's own writer records them.
 """
 
 from __future__ import annotations
@@ -33,11 +37,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
-from deltalake import write_deltalake
 
 from lake import ledger
 from lake.bronze_index import HOUR_MS, BronzeFile, list_bronze
-from lake.engine import connect
+from lake.engine import connect, replace_partition_slice
 
 # Checks in order: a row is rejected with the first it fails (null fails).
 CHECKS = (
@@ -70,11 +73,6 @@ class HourResult:
 
 def hour_label(hour_ms: int) -> str:
     return datetime.fromtimestamp(hour_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H")
-
-
-def _hour_predicate(hour_ms: int) -> str:
-    moment = datetime.fromtimestamp(hour_ms / 1000, tz=timezone.utc)
-    return f"date = '{moment:%Y-%m-%d}' AND hour = {moment.hour}"
 
 
 def _read_hour(holding: list[BronzeFile], hour_ms: int, filesystem) -> pa.Table:
@@ -165,17 +163,11 @@ def _take(column: pa.ChunkedArray, positions: np.ndarray) -> pa.Array:
 
 
 def _with_hour_columns(table: pa.Table, hour_ms: int) -> pa.Table:
+    """+ ingestion_time and hour (date is the partition: in the path, not in the file)."""
     moment = datetime.fromtimestamp(hour_ms / 1000, tz=timezone.utc)
-    n = table.num_rows
     ingested = pc.multiply(table.column("ingested_at_ms"), 1000).cast(pa.timestamp("us", tz="UTC"))
     return (table.append_column("ingestion_time", ingested)
-            .append_column("date", pa.repeat(pa.scalar(f"{moment:%Y-%m-%d}"), n))
-            .append_column("hour", pa.array(np.full(n, moment.hour, np.int32))))
-
-
-def _plain_strings(table: pa.Table) -> pa.Table:
-    schema = pa.schema([pa.field(f.name, f.type.value_type) if pa.types.is_dictionary(f.type) else f for f in table.schema])
-    return table.cast(schema)
+            .append_column("hour", pa.array(np.full(table.num_rows, moment.hour, np.int32))))
 
 
 def build_hour(paths: LakePaths, hour_ms: int, files: list[BronzeFile], filesystem) -> HourResult:
@@ -191,9 +183,9 @@ def build_hour(paths: LakePaths, hour_ms: int, files: list[BronzeFile], filesyst
     bad = hour_rows.filter(pa.array(~valid))
     rejected = bad.append_column("reason", _reasons(bad))
     silver, rejected = _with_hour_columns(silver, hour_ms), _with_hour_columns(rejected, hour_ms)
-    predicate = _hour_predicate(hour_ms)
-    write_deltalake(paths.silver, _plain_strings(silver), mode="overwrite", predicate=predicate, partition_by=["date"])
-    write_deltalake(paths.silver_rejected, _plain_strings(rejected), mode="overwrite", predicate=predicate, partition_by=["date"])
+    date, hour = datetime.fromtimestamp(hour_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H").split()
+    replace_partition_slice(paths.silver, ("date", date), ("hour", int(hour)), silver)
+    replace_partition_slice(paths.silver_rejected, ("date", date), ("hour", int(hour)), rejected)
     return HourResult(hour_ms, bronze_rows, silver.num_rows, bronze_rows - rejected.num_rows - silver.num_rows,
                       rejected.num_rows)
 
