@@ -127,8 +127,8 @@ def generate_input(base: Path, rows: int, *, seed: int = 7, parts: int | None = 
     `base` by size and seed (generation costs ~13 µs a row; a second run reuses the files)."""
     folder = base / f"rows{rows}-seed{seed}-v{INPUT_VERSION}"
     manifest = folder / "manifest.json"
-    if manifest.exists():
-        return LakeInput(**json.loads(manifest.read_text()))
+    if manifest.exists():  # complete (written last); the folder may have been moved
+        return LakeInput(**{**json.loads(manifest.read_text()), "folder": str(folder / "bronze")})
     shutil.rmtree(folder, ignore_errors=True)
     bronze = folder / "bronze"
     bronze.mkdir(parents=True)
