@@ -27,12 +27,12 @@ from pyarrow import fs
 
 # Parquet encodings per column, measured on simulator data (CPU s to write 4.5M values / MB):
 # time columns DELTA_BINARY_PACKED (event_time_ms 0.05 s / 0.9 MB; dictionary 0.26 s / 16.5 MB),
-# coordinates BYTE_STREAM_SPLIT (0.05 s / 24 MB; dictionary 0.26 s / 13-23 MB: a fallback after
-# the dictionary page fills), the event's text time plain (0.21 s / 17 MB; DELTA_BYTE_ARRAY
-# 0.41 s / 3 MB). Everything else has few distinct values an hour: dictionary.
+# coordinates plain (0.05-0.07 s / 35 MB; dictionary 0.23-0.29 s / 13-23 MB, a fallback after the
+# dictionary page fills; BYTE_STREAM_SPLIT 0.05 s / 24 MB, but Spark 3.5's reader refuses it), the
+# event's text time plain (0.21 s / 17 MB; DELTA_BYTE_ARRAY 0.41 s / 3 MB). Everything else has
+# few distinct values an hour: dictionary.
 _DELTA_COLUMNS = ("event_time_ms", "ingested_at_ms", "ingestion_time")
-_SPLIT_COLUMNS = ("latitude", "longitude")
-_PLAIN_COLUMNS = ("timestamp",)
+_PLAIN_COLUMNS = ("timestamp", "latitude", "longitude")
 
 
 def connect() -> duckdb.DuckDBPyConnection:
@@ -54,7 +54,6 @@ def _plain_type(field: pa.Field) -> pa.Field:
 def _write_options(schema: pa.Schema) -> dict:
     names = set(schema.names)
     encodings = {n: "DELTA_BINARY_PACKED" for n in _DELTA_COLUMNS if n in names}
-    encodings |= {n: "BYTE_STREAM_SPLIT" for n in _SPLIT_COLUMNS if n in names and pa.types.is_floating(schema.field(n).type)}
     plain = set(encodings) | {n for n in _PLAIN_COLUMNS if n in names}
     return {"use_dictionary": [n for n in schema.names if n not in plain], "column_encoding": encodings or None,
             "compression": "snappy", "store_schema": False, "write_statistics": True}
