@@ -293,8 +293,18 @@ def write_markdown(path: Path, result: dict[str, Any], host: dict[str, Any], com
               "Bronze files, hot store rows, alert ids. A stage that did not output exactly the expected records is marked "
               "MISMATCH and the command exits 1.",
               "- Not measured here: the simulator's own CPU per event (`telemetry bench sim` does).", ""]
-    path.write_text("\n".join(lines))
+    path.write_text("\n".join(lines) + _other_benchmarks(path))
     return path
+
+
+def _other_benchmarks(path: Path) -> str:
+    """The sections other benchmarks keep in the same file (between their begin/end markers):
+    this one rewrites the rest, not theirs."""
+    from fleet.bench_lake import SECTION_BEGIN, SECTION_END
+
+    old = path.read_text() if path.exists() else ""
+    start, end = old.find(SECTION_BEGIN), old.find(SECTION_END)
+    return "\n" + old[start:end + len(SECTION_END)] + "\n" if 0 <= start < end else ""
 
 
 def _checkpoint_interval(result: dict[str, Any]) -> int:

@@ -360,6 +360,9 @@ def build_parser() -> argparse.ArgumentParser:
     from fleet.bench_pipeline_cli import add_parser as add_bench_pipeline_parser
 
     add_bench_pipeline_parser(bench_cmd, add, _config)
+    from fleet.bench_lake import add_parser as add_bench_lake_parser
+
+    add_bench_lake_parser(bench_cmd, add, _config)
 
     from connectors.mqtt_bridge_cli import add_arguments as add_bridge_arguments
 
