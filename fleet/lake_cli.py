@@ -208,6 +208,50 @@ def cmd_tables(args: argparse.Namespace, config: PlatformConfig) -> int:
     return 0
 
 
+def cmd_spark_check(args: argparse.Namespace, config: PlatformConfig) -> int:
+    """Apache Spark + Delta Lake (a side venv) reads Silver, its rejected rows and Gold: same
+    version and row count as delta-rs (tests/integration/test_lake_spark.py compares every row)."""
+    import tempfile
+    from pathlib import Path
+
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    from lake.spark_check import SparkCheckError, read_with_spark, spark_report
+
+    tables = _tables(config)
+    wanted = {name: getattr(tables, name) for name in ("silver", "silver_rejected", "gold")}
+    remote = [uri for uri in wanted.values() if "://" in uri and not uri.startswith("file://")]
+    if remote:
+        print(f"lake spark-check: local tables only (the Spark venv has no S3 filesystem): {', '.join(remote)}", file=sys.stderr)
+        return 2
+    present = {}
+    for name, uri in wanted.items():
+        try:
+            present[name] = DeltaTable(uri)
+        except TableNotFoundError:
+            print(f"  {name:<16} not built yet ({uri})")
+    if not present:
+        print("lake spark-check: no Delta table to read yet (run telemetry lake silver / gold)", file=sys.stderr)
+        return 2
+    out_dir = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="spark-check-"))
+    try:
+        got = read_with_spark({name: wanted[name] for name in present}, out_dir, out=lambda line: print(f"  {line}"))
+    except SparkCheckError as exc:
+        print(f"lake spark-check: {exc}", file=sys.stderr)
+        return 1
+    report, failed = spark_report(out_dir), 0
+    for name, table in present.items():
+        seen, rows = report["tables"][name], table.count()
+        same = seen["version"] == table.version() and got[name].num_rows == rows
+        failed += not same
+        print(f"  {name:<16} {'same' if same else 'DIFFERS'}: Spark v{seen['version']} {got[name].num_rows:,} rows, "
+              f"delta-rs v{table.version()} {rows:,} rows, protocol {seen['min_reader_version']}/{seen['min_writer_version']}")
+    print(f"lake spark-check: Spark {report['spark_version']} + Delta {report['delta_spark_version']} on Java "
+          f"{report['java_version']}, {report['total_s']} s; rows as Parquet in {out_dir}")
+    return 0 if failed == 0 else 8
+
+
 def add_parser(commands: argparse._SubParsersAction, add: Callable[..., argparse.ArgumentParser], config_of: Callable) -> None:
     lake_cmd = commands.add_parser("lake", help="the batch lakehouse: Silver, Gold, retention, GDPR erasure (docs/lakehouse.md)")
     actions = lake_cmd.add_subparsers(dest="action", required=True)
@@ -239,3 +283,5 @@ def add_parser(commands: argparse._SubParsersAction, add: Callable[..., argparse
     audit = sub("audit", cmd_audit, "the audit log: every retention removal and erasure, per layer")
     audit.add_argument("--last", type=int, default=50, help="show the newest N rows")
     sub("tables", cmd_tables, "each table's rows, files and location")
+    spark = sub("spark-check", cmd_spark_check, "Apache Spark + Delta Lake (own venv, made once) reads Silver and Gold: same version and rows")
+    spark.add_argument("--out", help="where Spark writes the rows it read (default: a temporary folder)")
