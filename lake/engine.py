@@ -15,6 +15,7 @@ import os
 import time
 import uuid
 from datetime import datetime, timezone
+from typing import Iterable
 
 import duckdb
 import pyarrow as pa
@@ -89,42 +90,47 @@ def _stats(metadata: pq.FileMetaData, schema: pa.Schema) -> str:
     return json.dumps({"numRecords": metadata.num_rows, "minValues": minimum, "maxValues": maximum, "nullCount": nulls})
 
 
-def replace_partition_slice(table_uri: str, partition: tuple[str, str], column: tuple[str, int], rows: pa.Table) -> int:
-    """Make `rows` the table's rows where partition column = value and `column` = number (e.g.
-    date = '2026-01-01' AND hour = 3), in one commit: their file in, the slice's previous files out.
-    `rows` has every column but the partition one, which goes in the table's schema just before
-    `column`. Returns the rows written."""
+def replace_partition_slice(table_uri: str, partition: tuple[str, str], column: tuple[str, int],
+                            parts: pa.Table | Iterable[pa.Table]) -> int:
+    """Make `parts` the table's rows where partition column = value and `column` = number (e.g.
+    date = '2026-01-01' AND hour = 3), in one commit: a file per non-empty part in, the slice's
+    previous files out. A part has every column but the partition one, which goes in the table's
+    schema just before `column`; parts may come one at a time (an hour built in vehicle slices) and
+    must share a schema. Returns the rows written."""
     part_name, part_value = partition
     name, number = column
     filesystem, root = _filesystem(table_uri)
-    file_schema = pa.schema([_plain_type(f) for f in rows.schema])
-    position = file_schema.get_field_index(name)
-    table_schema = file_schema.insert(position, pa.field(part_name, pa.string()))
     try:
         table = DeltaTable(table_uri)
     except TableNotFoundError:
         table = None
     removes = [] if table is None else _slice_files(table, part_name, part_value, name, number)
     now_ms = int(time.time() * 1000)
-    adds = []
-    if rows.num_rows:
+    adds, file_schema, written = [], None, 0
+    for rows in [parts] if isinstance(parts, pa.Table) else parts:
+        file_schema = file_schema or pa.schema([_plain_type(f) for f in rows.schema])
+        if not rows.num_rows:
+            continue
         relative = f"{part_name}={part_value}/part-{number:05d}-{uuid.uuid4()}.snappy.parquet"
         path = f"{root}/{relative}"
         filesystem.create_dir(f"{root}/{part_name}={part_value}", recursive=True)
-        options = _write_options(rows.schema)
         # Dictionary columns are written as such (no re-encoding); without the Arrow schema in the
         # footer, readers see plain strings.
-        with pq.ParquetWriter(path, rows.schema, filesystem=filesystem, **options) as writer:
+        with pq.ParquetWriter(path, rows.schema, filesystem=filesystem, **_write_options(rows.schema)) as writer:
             writer.write_table(rows)
         metadata = pq.ParquetFile(path, filesystem=filesystem).metadata
-        size = filesystem.get_file_info(path).size
-        adds.append(AddAction(relative, size, {part_name: part_value}, now_ms, True, _stats(metadata, file_schema)))
+        adds.append(AddAction(relative, filesystem.get_file_info(path).size, {part_name: part_value}, now_ms, True,
+                              _stats(metadata, file_schema)))
+        written += rows.num_rows
+    if file_schema is None:
+        raise ValueError("replace_partition_slice: no part given (an empty table still says the schema)")
+    table_schema = file_schema.insert(file_schema.get_field_index(name), pa.field(part_name, pa.string()))
     if table is None:
         create_table_with_add_actions(table_uri, DeltaSchema.from_arrow(table_schema), adds, mode="error", partition_by=[part_name])
     else:
         removals = [RemoveAction(path, True, now_ms, size, {part_name: part_value}) for path, size in removes]
         table.create_write_transaction(adds + removals, mode="append", schema=table_schema, partition_by=[part_name])
-    return rows.num_rows
+    return written
 
 
 def _slice_files(table: DeltaTable, part_name: str, part_value: str, name: str, number: int) -> list[tuple[str, int]]:

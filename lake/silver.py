@@ -29,9 +29,11 @@ How an hour is built (`telemetry bench lake` measures it):
 
 from __future__ import annotations
 
+import os
+import tempfile
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -170,24 +172,89 @@ def _with_hour_columns(table: pa.Table, hour_ms: int) -> pa.Table:
             .append_column("hour", pa.array(np.full(table.num_rows, moment.hour, np.int32))))
 
 
-def build_hour(paths: LakePaths, hour_ms: int, files: list[BronzeFile], filesystem) -> HourResult:
+# An hour is built in vehicle slices above this many rows: Arrow holds a slice whole, and the seed's
+# 50K vehicles make 180M rows an hour. Measured on the bench's 4.9M-row hour: peak RSS 2.08 GB whole,
+# 0.69 GB in 1M-row slices, the same CPU (6.6-6.9 s either way); a slice is also one Silver file.
+MAX_SLICE_ROWS = 4_000_000
+
+
+def _hour_schema(holding: list[BronzeFile], filesystem) -> pa.Schema:
+    """Every holding file's columns (a later Bronze schema may add some), strings that `_read_hour`
+    reads as dictionaries typed so."""
+    schemas = []
+    for file in holding:
+        with filesystem.open_input_file(file.path) as handle:
+            schemas.append(pq.ParquetFile(handle).schema_arrow)
+    schema = pa.unify_schemas(schemas, promote_options="permissive")
+    return pa.schema([pa.field(f.name, pa.dictionary(pa.int32(), f.type)) if f.name in _DICTIONARY_STRINGS else f
+                      for f in schema])
+
+
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    if table.schema.equals(schema):
+        return table
+    return pa.table([table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+                     for f in schema], schema=schema)
+
+
+def _hour_slices(holding: list[BronzeFile], hour_ms: int, filesystem, max_rows: int) -> Iterator[pa.Table]:
+    """The hour's rows, whole or, above `max_rows`, in slices by vehicle_id modulo the slice count
+    (dedup is per vehicle, so a slice is built alone). Slicing reads each file once, sorts its rows
+    by slice and spills them to an uncompressed Arrow stream per slice, read back memory-mapped."""
+    estimate = sum(f.rows for f in holding)  # the files' rows: at least the hour's
+    if estimate <= max_rows:
+        yield _read_hour(holding, hour_ms, filesystem)
+        return
+    count = -(-estimate // max_rows)
+    schema = _hour_schema(holding, filesystem)
+    with tempfile.TemporaryDirectory(prefix="silver-slices-") as spill:
+        paths = [os.path.join(spill, f"slice-{i}.arrows") for i in range(count)]
+        writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
+        try:
+            for file in holding:
+                table = _conform(_read_hour([file], hour_ms, filesystem), schema)
+                slot = pc.fill_null(table.column("vehicle_id"), 0).to_numpy() % count
+                order = np.argsort(slot, kind="stable")
+                table, cuts = table.take(pa.array(order)), np.searchsorted(slot[order], np.arange(count + 1))
+                for i in range(count):
+                    if cuts[i + 1] > cuts[i]:
+                        if i not in writers:
+                            writers[i] = pa.ipc.new_stream(paths[i], schema)
+                        writers[i].write_table(table.slice(cuts[i], cuts[i + 1] - cuts[i]))
+        finally:
+            for writer in writers.values():
+                writer.close()
+        for i in range(count):
+            if i in writers:
+                with pa.memory_map(paths[i]) as source:
+                    yield pa.ipc.open_stream(source).read_all().unify_dictionaries()
+            else:
+                yield schema.empty_table()
+
+
+def build_hour(paths: LakePaths, hour_ms: int, files: list[BronzeFile], filesystem, *,
+               max_slice_rows: int = MAX_SLICE_ROWS) -> HourResult:
     """Replace Silver's (and the rejected table's) rows of this event hour from these Bronze files."""
     holding = [f for f in files if hour_ms in f.hours()]
     if not holding:
         raise ValueError(f"no Bronze file holds hour {hour_label(hour_ms)}")
-    hour_rows = _read_hour(holding, hour_ms, filesystem)
-    bronze_rows = hour_rows.num_rows
-    valid = _valid_mask(hour_rows)
-    keep = _first_copies(hour_rows, hour_ms, valid)
-    silver = hour_rows.filter(pa.array(keep)) if not keep.all() else hour_rows
-    bad = hour_rows.filter(pa.array(~valid))
-    rejected = bad.append_column("reason", _reasons(bad))
-    silver, rejected = _with_hour_columns(silver, hour_ms), _with_hour_columns(rejected, hour_ms)
+    bronze_rows, rejected_parts = [], []
+
+    def silver_parts() -> Iterator[pa.Table]:
+        for hour_rows in _hour_slices(holding, hour_ms, filesystem, max_slice_rows):
+            bronze_rows.append(hour_rows.num_rows)
+            valid = _valid_mask(hour_rows)
+            keep = _first_copies(hour_rows, hour_ms, valid)
+            bad = hour_rows.filter(pa.array(~valid))
+            rejected_parts.append(_with_hour_columns(bad.append_column("reason", _reasons(bad)), hour_ms))
+            yield _with_hour_columns(hour_rows.filter(pa.array(keep)) if not keep.all() else hour_rows, hour_ms)
+
     date, hour = datetime.fromtimestamp(hour_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H").split()
-    replace_partition_slice(paths.silver, ("date", date), ("hour", int(hour)), silver)
+    silver_rows = replace_partition_slice(paths.silver, ("date", date), ("hour", int(hour)), silver_parts())
+    rejected = pa.concat_tables(rejected_parts).unify_dictionaries()
     replace_partition_slice(paths.silver_rejected, ("date", date), ("hour", int(hour)), rejected)
-    return HourResult(hour_ms, bronze_rows, silver.num_rows, bronze_rows - rejected.num_rows - silver.num_rows,
-                      rejected.num_rows)
+    total = sum(bronze_rows)
+    return HourResult(hour_ms, total, silver_rows, total - rejected.num_rows - silver_rows, rejected.num_rows)
 
 
 def pending_hours(paths: LakePaths) -> tuple[list[int], list[BronzeFile], list[BronzeFile], object]:

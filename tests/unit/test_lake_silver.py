@@ -10,7 +10,7 @@ import pytest
 from deltalake import DeltaTable
 
 from lake import silver
-from lake.bronze_index import HOUR_MS
+from lake.bronze_index import HOUR_MS, list_bronze
 from udfs.enrich import BRONZE_COLUMNS
 
 _ARROW = {"bigint": pa.int64(), "double": pa.float64(), "string": pa.string(), "boolean": pa.bool_()}
@@ -112,3 +112,28 @@ def test_rebuild_of_an_hour_no_file_holds_is_a_clear_error(lake, tmp_path):
     (tmp_path / "bronze").mkdir()
     with pytest.raises(ValueError, match="no Bronze file holds hour 2026-01-01T00"):
         silver.rebuild(lake, HOUR0)
+
+
+def test_an_hour_built_in_vehicle_slices_equals_the_hour_built_whole(tmp_path):
+    rng = random.Random(12)
+    bronze = tmp_path / "bronze"
+    rows = [_row(rng, v, HOUR0 + s * 1000, HOUR0 + s * 1000 + 50) for v in range(1, 40) for s in range(0, 3600, 61)]
+    resent = [dict(r, ingested_at_ms=r["ingested_at_ms"] + 7000) for r in rows[::9]]
+    bad = [dict(rows[4], timestamp="bad", battery_percent=101.0), dict(rows[500], timestamp="bad2", longitude=200.0)]
+    edge = [_row(rng, 3, HOUR0 - 5000, HOUR0), _row(rng, 4, HOUR0 + HOUR_MS + 5, HOUR0 + HOUR_MS)]  # other hours
+    _write(bronze, "part-a.parquet", rows[: len(rows) // 2] + edge)
+    _write(bronze, "part-b.parquet", rows[len(rows) // 2:] + resent + bad)
+    filesystem, files = list_bronze(str(bronze))
+    results = {}
+    for name, max_rows in (("whole", 10**9), ("sliced", 400)):  # ~3,000 rows: 8 slices, each file split across them
+        paths = silver.LakePaths(str(bronze), str(tmp_path / name / "s"), str(tmp_path / name / "r"), str(tmp_path / name / "l"))
+        results[name] = silver.build_hour(paths, HOUR0, files, filesystem, max_slice_rows=max_rows)
+        key = lambda r: (r["vehicle_id"], r["timestamp"])  # noqa: E731
+        results[name, "silver"] = sorted(DeltaTable(paths.silver).to_pyarrow_table().to_pylist(), key=key)
+        results[name, "rejected"] = sorted(DeltaTable(paths.silver_rejected).to_pyarrow_table().to_pylist(), key=key)
+    keep, rejected = _expected(rows + resent + bad + edge, HOUR0)
+    assert [(r["vehicle_id"], r["timestamp"]) for r in results["sliced", "silver"]] == sorted(keep)
+    assert results["sliced", "silver"] == results["whole", "silver"]
+    assert results["sliced", "rejected"] == results["whole", "rejected"] and len(rejected) == 2
+    assert results["sliced"] == results["whole"]
+    assert len(DeltaTable(str(tmp_path / "sliced" / "s")).file_uris()) > 1  # one file a slice, one commit
