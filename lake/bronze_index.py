@@ -41,14 +41,20 @@ def _event_time_range(path: str, filesystem: fs.FileSystem) -> tuple[int, int, i
     return meta.num_rows, min(lows), max(highs)
 
 
-def list_bronze(bronze_uri: str) -> tuple[fs.FileSystem, list[BronzeFile]]:
-    """Every committed Bronze Parquet file (hidden in-progress files are not data yet)."""
+def list_bronze(bronze_uri: str, known: dict[tuple[str, int], BronzeFile] | None = None) -> tuple[fs.FileSystem, list[BronzeFile]]:
+    """Every committed Bronze Parquet file (hidden in-progress files are not data yet). A file in
+    `known` (by path and size: Silver's ledger) is taken from there: a listing reads only the
+    footers of files it has not seen, not 90 days of them."""
     filesystem, base = fs.FileSystem.from_uri(bronze_uri)
     infos = filesystem.get_file_info(fs.FileSelector(base, recursive=True, allow_not_found=True))
+    known = known or {}
     found = []
     for info in sorted(infos, key=lambda i: i.path):
         name = info.base_name
         if info.type != fs.FileType.File or name.startswith((".", "_")) or not name.endswith(".parquet"):
+            continue
+        if (info.path, info.size) in known:
+            found.append(known[info.path, info.size])
             continue
         rows, low, high = _event_time_range(info.path, filesystem)
         found.append(BronzeFile(info.path, info.size, rows, low - low % HOUR_MS, high - high % HOUR_MS))

@@ -22,13 +22,13 @@ LEDGER_SCHEMA = pa.schema([
 ])
 
 
-def read_files(ledger_uri: str) -> set[tuple[str, int]]:
-    """(path, size) of every Bronze file already read; a file rewritten in place counts as new."""
+def read_index(ledger_uri: str) -> dict[tuple[str, int], BronzeFile]:
+    """(path, size) → the file as it was read (rows, hours): what a listing need not read again."""
     try:
-        table = DeltaTable(ledger_uri).to_pyarrow_table(columns=["path", "size"])
+        table = DeltaTable(ledger_uri).to_pyarrow_table(columns=["path", "size", "rows", "first_hour_ms", "last_hour_ms"])
     except TableNotFoundError:
-        return set()
-    return set(zip(table.column("path").to_pylist(), table.column("size").to_pylist()))
+        return {}
+    return {(row["path"], row["size"]): BronzeFile(**row) for row in table.to_pylist()}
 
 
 def record(ledger_uri: str, files: list[BronzeFile], *, now_ms: int | None = None) -> None:

@@ -260,8 +260,8 @@ def build_hour(paths: LakePaths, hour_ms: int, files: list[BronzeFile], filesyst
 def pending_hours(paths: LakePaths) -> tuple[list[int], list[BronzeFile], list[BronzeFile], object]:
     """(hours to build, files not read yet, every file, filesystem): an hour is due when a file
     holding it has not been read (a late file re-opens an hour already built)."""
-    filesystem, files = list_bronze(paths.bronze)
-    seen = ledger.read_files(paths.ledger)
+    seen = ledger.read_index(paths.ledger)
+    filesystem, files = list_bronze(paths.bronze, known=seen)
     new = [f for f in files if (f.path, f.size) not in seen]
     hours = sorted({hour for f in new for hour in f.hours()})
     return hours, new, files, filesystem
@@ -280,5 +280,5 @@ def update(paths: LakePaths, *, progress: Callable[[HourResult], None] = lambda 
 
 def rebuild(paths: LakePaths, hour_ms: int) -> HourResult:
     """Re-run one hour from everything Bronze holds for it (e.g. after a backfill)."""
-    filesystem, files = list_bronze(paths.bronze)
+    filesystem, files = list_bronze(paths.bronze, known=ledger.read_index(paths.ledger))
     return build_hour(paths, hour_ms - hour_ms % HOUR_MS, files, filesystem)

@@ -47,6 +47,7 @@ def test_gold_hourly_summaries_equal_an_independent_computation_and_replace_the_
 
     before = DeltaTable(gold_uri).to_pyarrow_table()
     gold.build_day(lake.silver, gold_uri, "2026-01-01")  # replaces the date: same rows, no doubles
-    assert DeltaTable(gold_uri).to_pyarrow_table().sort_by("vehicle_id").equals(before.sort_by("vehicle_id"))
+    by_key = [("vehicle_id", "ascending"), ("hour", "ascending")]
+    assert DeltaTable(gold_uri).to_pyarrow_table().sort_by(by_key).equals(before.sort_by(by_key))
     gold.build_day(lake.silver, gold_uri, "2026-01-02")
     assert DeltaTable(gold_uri).to_pyarrow_table().num_rows == len(groups) + 1

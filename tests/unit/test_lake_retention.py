@@ -96,7 +96,7 @@ def test_retention_removes_exactly_the_expired_days_from_every_layer(tmp_path):
 
     assert retention.apply(tables, policy, now_ms=NOW, hot_store=store) == []  # nothing more is expired
     assert len(audit.read(tables.audit)) == len(logged)
-    assert ledger.read_files(tables.ledger)  # the kept files are still known as read
+    assert ledger.read_index(tables.ledger)  # the kept files are still known as read
     store.close()
 
 

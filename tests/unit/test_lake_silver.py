@@ -137,3 +137,19 @@ def test_an_hour_built_in_vehicle_slices_equals_the_hour_built_whole(tmp_path):
     assert results["sliced", "rejected"] == results["whole", "rejected"] and len(rejected) == 2
     assert results["sliced"] == results["whole"]
     assert len(DeltaTable(str(tmp_path / "sliced" / "s")).file_uris()) > 1  # one file a slice, one commit
+
+
+def test_a_run_reads_the_footers_of_new_files_only(lake, tmp_path, monkeypatch):
+    from lake import bronze_index
+
+    rng = random.Random(2)
+    for name in ("part-a.parquet", "part-b.parquet"):
+        _write(tmp_path / "bronze", name, [_row(rng, 1, HOUR0 + i, HOUR0 + i) for i in range(5)])
+    silver.update(lake)
+    opened = []
+    real = bronze_index._event_time_range
+    monkeypatch.setattr(bronze_index, "_event_time_range", lambda path, filesystem: opened.append(path) or real(path, filesystem))
+    _write(tmp_path / "bronze", "part-c.parquet", [_row(rng, 2, HOUR0 + i, HOUR0 + i) for i in range(5)])
+    [result] = silver.update(lake)
+    assert [p.rsplit("/", 1)[1] for p in opened] == ["part-c.parquet"]
+    assert result.silver_rows == 10 + 5 - 5  # vehicle 1's rows of both files are one set of keys, plus vehicle 2's
