@@ -41,9 +41,13 @@ def cmd_silver(args: argparse.Namespace, config: PlatformConfig) -> int:
     if args.hour:
         results = [silver.rebuild(paths, _time_ms(args.hour, "--hour"))]
     else:
-        hours, _, _, _ = silver.pending_hours(paths)
+        hours, new, _, _ = silver.pending_hours(paths)
         with _bar(len(hours), "silver") as bar:
             results = silver.update(paths, progress=lambda _: bar.update())
+        unplaced = [f for f in new if f.unplaced]
+        if unplaced:
+            print(f"silver: {sum(f.rows for f in unplaced):,} Bronze rows in {len(unplaced)} files have no event time, "
+                  f"so no hour: {', '.join(f.path for f in unplaced[:5])}", file=sys.stderr)
     for r in results:
         print(f"{silver.hour_label(r.hour_ms)}  bronze {r.bronze_rows:>9,}  silver {r.silver_rows:>9,}  "
               f"duplicates {r.duplicates:>7,}  rejected {r.rejected:>6,}")

@@ -1,6 +1,8 @@
 """Which event hours each Bronze file holds, from its Parquet footer (min/max event_time_ms), so an
-hour of Silver reads every file that may hold it, whatever folder the writer put the file in:
-processing-time folders hold late spool drains and replays of earlier hours."""
+hour of Silver reads every file that may hold it, whatever folder the writer put the file in (the
+pipeline's folders are event hours now; files written before that are in processing-time folders,
+which hold late spool drains and replays of earlier hours). A file with rows but no event time at
+all (an `event_time=unknown` bucket: the pipeline cannot write one) holds no hour: `unplaced`."""
 
 from __future__ import annotations
 
@@ -23,6 +25,11 @@ class BronzeFile:
     def hours(self) -> range:
         return range(self.first_hour_ms, self.last_hour_ms + HOUR_MS, HOUR_MS)
 
+    @property
+    def unplaced(self) -> bool:
+        """Rows, and no event time to place them in an hour."""
+        return self.rows > 0 and not self.hours()
+
 
 def _event_time_range(path: str, filesystem: fs.FileSystem) -> tuple[int, int, int]:
     meta = pq.ParquetFile(path, filesystem=filesystem).metadata
@@ -30,8 +37,8 @@ def _event_time_range(path: str, filesystem: fs.FileSystem) -> tuple[int, int, i
     lows, highs = [], []
     for group in range(meta.num_row_groups):
         stats = meta.row_group(group).column(column).statistics
-        if meta.row_group(group).num_rows == 0:
-            continue
+        if meta.row_group(group).num_rows == 0 or (stats is not None and stats.null_count == meta.row_group(group).num_rows):
+            continue  # empty, or no event time at all
         if stats is None or not stats.has_min_max:
             raise ValueError(f"{path}: no min/max statistics for event_time_ms")
         lows.append(stats.min)

@@ -153,3 +153,13 @@ def test_a_run_reads_the_footers_of_new_files_only(lake, tmp_path, monkeypatch):
     [result] = silver.update(lake)
     assert [p.rsplit("/", 1)[1] for p in opened] == ["part-c.parquet"]
     assert result.silver_rows == 10 + 5 - 5  # vehicle 1's rows of both files are one set of keys, plus vehicle 2's
+
+
+def test_a_file_without_event_times_holds_no_hour_and_stops_nothing(lake, tmp_path):
+    rng = random.Random(3)
+    _write(tmp_path / "bronze" / "event_time=unknown", "part-x.parquet", [dict(_row(rng, 1, HOUR0, HOUR0), event_time_ms=None)] * 3)
+    _write(tmp_path / "bronze" / "hour=00", "part-a.parquet", [_row(rng, 2, HOUR0 + 5, HOUR0 + 9)])
+    [result] = silver.update(lake)
+    assert result.silver_rows == 1
+    _, files = list_bronze(str(tmp_path / "bronze"))
+    assert [f.path.rsplit("/", 2)[1] for f in files if f.unplaced] == ["event_time=unknown"]
