@@ -29,9 +29,12 @@ def _time_ms(text: str, flag: str) -> int:
 
 
 def _tables(config: PlatformConfig):
+    from lake.storage import use_profile_s3
     from lake.tables import LakeTables
 
-    return LakeTables.from_config(config)
+    tables = LakeTables.from_config(config)
+    use_profile_s3(config, vars(tables).values())  # s3:// tables: the profile's region, and its endpoint if local (moto)
+    return tables
 
 
 def cmd_silver(args: argparse.Namespace, config: PlatformConfig) -> int:
