@@ -29,10 +29,12 @@ def null_safe(match: ds.Expression, *columns: str) -> ds.Expression:
     return match
 
 
-def remove_rows(bronze_uri: str, match: ds.Expression, *, may_hold=lambda f: True, dry_run: bool = False) -> list[FileChange]:
+def remove_rows(bronze_uri: str, match: ds.Expression, *, may_hold=lambda f: True, dry_run: bool = False,
+                known: dict | None = None) -> list[FileChange]:
     """Remove the rows `match` (null-safe, see `null_safe`) selects from every Bronze file
-    `may_hold(BronzeFile)` admits (a cheap footer test: hours); returns what changed."""
-    filesystem, files = list_bronze(bronze_uri)
+    `may_hold(BronzeFile)` admits (a cheap footer test: hours); returns what changed. `known`:
+    Silver's ledger index, so only the footers of files it has not read are opened."""
+    filesystem, files = list_bronze(bronze_uri, known=known)
     changes = []
     for bronze_file in files:
         if not may_hold(bronze_file):

@@ -108,7 +108,10 @@ def replace_partition_slice(table_uri: str, partition: tuple[str, str], column: 
     now_ms = int(time.time() * 1000)
     adds, file_schema, written = [], None, 0
     for rows in [parts] if isinstance(parts, pa.Table) else parts:
-        file_schema = file_schema or pa.schema([_plain_type(f) for f in rows.schema])
+        if file_schema is None:
+            file_schema = pa.schema([_plain_type(f) for f in rows.schema])
+            if table is not None:  # before a file is written
+                _same_columns(table, file_schema.insert(file_schema.get_field_index(name), pa.field(part_name, pa.string())))
         if not rows.num_rows:
             continue
         relative = f"{part_name}={part_value}/part-{number:05d}-{uuid.uuid4()}.snappy.parquet"
@@ -125,12 +128,28 @@ def replace_partition_slice(table_uri: str, partition: tuple[str, str], column: 
     if file_schema is None:
         raise ValueError("replace_partition_slice: no part given (an empty table still says the schema)")
     table_schema = file_schema.insert(file_schema.get_field_index(name), pa.field(part_name, pa.string()))
-    if table is None:
-        create_table_with_add_actions(table_uri, DeltaSchema.from_arrow(table_schema), adds, mode="error", partition_by=[part_name])
-    else:
-        removals = [RemoveAction(path, True, now_ms, size, {part_name: part_value}) for path, size in removes]
-        table.create_write_transaction(adds + removals, mode="append", schema=table_schema, partition_by=[part_name])
+    try:
+        if table is None:
+            create_table_with_add_actions(table_uri, DeltaSchema.from_arrow(table_schema), adds, mode="error", partition_by=[part_name])
+        else:
+            removals = [RemoveAction(path, True, now_ms, size, {part_name: part_value}) for path, size in removes]
+            table.create_write_transaction(adds + removals, mode="append", schema=table_schema, partition_by=[part_name])
+    except Exception:
+        # Not in the log, so no vacuum would ever find them (a commit lost to a concurrent one, say):
+        # they must not stay in the table's folder holding rows nobody sees (or an erasure missed).
+        for add in adds:
+            filesystem.delete_file(f"{root}/{add.path}")
+        raise
     return written
+
+
+def _same_columns(table: DeltaTable, schema: pa.Schema) -> None:
+    """delta-rs commits files with other columns than the table's without a word (measured: the
+    table's schema stays as it was, the new column is invisible to every reader); refuse instead."""
+    have = [field.name for field in table.schema().fields]
+    if sorted(have) != sorted(schema.names):
+        raise ValueError(f"{table.table_uri}: the rows' columns differ from the table's (new: {sorted(set(schema.names) - set(have))}, "
+                         f"missing: {sorted(set(have) - set(schema.names))}); a schema change needs a migration of the table first")
 
 
 def _slice_files(table: DeltaTable, part_name: str, part_value: str, name: str, number: int) -> list[tuple[str, int]]:

@@ -18,7 +18,7 @@ from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
 from connectors.erasure_subject import ErasureSubject
-from lake import audit, gold
+from lake import audit, gold, ledger
 from lake.bronze_index import HOUR_MS, BronzeFile
 from lake.bronze_rewrite import null_safe, remove_rows
 from lake.delta_delete import DeltaRemoval, count_rows, delete_rows, vacuum
@@ -101,7 +101,8 @@ def erase(subject: ErasureSubject, tables: LakeTables, *, hot_store=None, status
             f"recomputed without the subject: {vehicle_days} vehicle-days on {len(days)} dates, {before} rows then {after}"))
 
     progress("bronze")
-    changes = remove_rows(tables.bronze, bronze_match(subject), may_hold=_may_hold(subject), dry_run=dry_run)
+    changes = remove_rows(tables.bronze, bronze_match(subject), may_hold=_may_hold(subject), dry_run=dry_run,
+                          known=ledger.read_index(tables.ledger))
     deleted = sum(c.deleted for c in changes)
     removals.append(audit.Removal("bronze", tables.bronze, sum(c.rows_removed for c in changes), tuple(c.path for c in changes),
                                   f"{deleted} files deleted, {len(changes) - deleted} rewritten"))

@@ -11,7 +11,7 @@ from datetime import datetime, timedelta, timezone
 
 import pyarrow.dataset as ds
 
-from lake import audit
+from lake import audit, ledger
 from lake.bronze_rewrite import remove_rows
 from lake.delta_delete import delete_rows
 from lake.tables import LakeTables
@@ -55,7 +55,7 @@ def apply(tables: LakeTables, policy: RetentionPolicy, *, now_ms: int | None = N
 
     bronze_date, bronze_ms = oldest_kept(now_ms, policy.bronze_days)
     progress("bronze")
-    changes = remove_rows(tables.bronze, ds.field("event_time_ms") < bronze_ms,
+    changes = remove_rows(tables.bronze, ds.field("event_time_ms") < bronze_ms, known=ledger.read_index(tables.ledger),
                           may_hold=lambda f: f.first_hour_ms < bronze_ms, dry_run=dry_run)
     if changes:
         deleted = sum(c.deleted for c in changes)

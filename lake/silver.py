@@ -154,6 +154,16 @@ def _first_copies(table: pa.Table, hour_ms: int, valid: np.ndarray) -> np.ndarra
     return keep
 
 
+def _one_copy(bad: pa.Table) -> pa.Table:
+    """Rejected rows once each: the same Bronze row read twice (a compaction's merged file beside
+    its inputs until they go) is one row (same vehicle, timestamp and ingest time)."""
+    keys = zip(*(bad.column(c).to_pylist() for c in ("vehicle_id", "timestamp", "ingested_at_ms")))
+    first: dict[tuple, int] = {}
+    for index, key in enumerate(keys):
+        first.setdefault(key, index)
+    return bad if len(first) == bad.num_rows else bad.take(pa.array(sorted(first.values())))
+
+
 def _take(column: pa.ChunkedArray, positions: np.ndarray) -> pa.Array:
     """column[positions] for sorted positions, chunk by chunk (a take on the whole chunked array
     first joins its chunks: a copy of the column)."""
@@ -245,7 +255,7 @@ def build_hour(paths: LakePaths, hour_ms: int, files: list[BronzeFile], filesyst
             bronze_rows.append(hour_rows.num_rows)
             valid = _valid_mask(hour_rows)
             keep = _first_copies(hour_rows, hour_ms, valid)
-            bad = hour_rows.filter(pa.array(~valid))
+            bad = _one_copy(hour_rows.filter(pa.array(~valid)))
             rejected_parts.append(_with_hour_columns(bad.append_column("reason", _reasons(bad)), hour_ms))
             yield _with_hour_columns(hour_rows.filter(pa.array(keep)) if not keep.all() else hour_rows, hour_ms)
 

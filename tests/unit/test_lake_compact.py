@@ -86,7 +86,8 @@ def test_a_merge_interrupted_before_its_inputs_went_is_finished_by_the_next_run(
     folder = tmp_path / "bronze" / "hour=00"
     names = [_sink_name("telemetry", i) for i in range(3)]
     for i, name in enumerate(names):
-        _write(folder, name, [_row(rng, i, HOUR0 + i * 1000 + j, HOUR0) for j in range(10)])
+        _write(folder, name, [_row(rng, i, HOUR0 + i * 1000 + j, HOUR0) for j in range(10)]
+               + [dict(_row(rng, i, HOUR0 + 5, HOUR0), timestamp=f"bad-{i}", battery_percent=-5.0)])
         _age(folder / name, 7200)
     before = _rows_by_folder(tmp_path / "bronze")
     # What a crash after the move and before the deletes leaves: the merged file and its inputs.
@@ -96,6 +97,12 @@ def test_a_merge_interrupted_before_its_inputs_went_is_finished_by_the_next_run(
     (folder / ".leftover.parquet.compacting").write_bytes(b"half a file")
     _age(folder / ".leftover.parquet.compacting", 7200)
 
+    # Silver built meanwhile sees the merged rows twice: each still once in Silver and in its rejected rows.
+    lake = lake_paths(tmp_path)
+    silver.update(lake)
+    assert sorted(r["timestamp"] for r in DeltaTable(lake.silver_rejected).to_pyarrow_table().to_pylist()) == ["bad-0", "bad-1", "bad-2"]
+    assert DeltaTable(lake.silver).to_pyarrow_table().num_rows == 30
+    _age(next(folder.glob(f"*{compact.COMPACTED_SUFFIX}")), 600)  # written ten minutes before this run
     compact.compact((tmp_path / "bronze").as_uri(), now_s=NOW_S + 1)
     assert _rows_by_folder(tmp_path / "bronze") == before
     assert not (folder / names[0]).exists() and not (folder / ".leftover.parquet.compacting").exists()

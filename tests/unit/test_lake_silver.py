@@ -163,3 +163,34 @@ def test_a_file_without_event_times_holds_no_hour_and_stops_nothing(lake, tmp_pa
     assert result.silver_rows == 1
     _, files = list_bronze(str(tmp_path / "bronze"))
     assert [f.path.rsplit("/", 2)[1] for f in files if f.unplaced] == ["event_time=unknown"]
+
+
+def test_rows_with_a_column_the_table_lacks_are_refused_and_leave_no_file(lake, tmp_path):
+    rng = random.Random(5)
+    _write(tmp_path / "bronze", "part-a.parquet", [_row(rng, 1, HOUR0 + i, HOUR0 + i) for i in range(3)])
+    silver.update(lake)
+    files_before = sorted(p.name for p in (tmp_path / "silver").rglob("*.parquet"))
+    extra = pa.schema([*SCHEMA, ("charger_id", pa.string())])
+    rows = [dict(_row(rng, 2, HOUR0 + 9, HOUR0 + 9), charger_id="c1")]
+    pq.write_table(pa.Table.from_pylist(rows, schema=extra), tmp_path / "bronze" / "part-b.parquet")
+    with pytest.raises(ValueError, match=r"new: \['charger_id'\]"):
+        silver.update(lake)
+    assert sorted(p.name for p in (tmp_path / "silver").rglob("*.parquet")) == files_before
+
+
+def test_a_lost_commit_leaves_no_file_behind(lake, tmp_path, monkeypatch):
+    from deltalake import DeltaTable as Table
+
+    rng = random.Random(6)
+    _write(tmp_path / "bronze", "part-a.parquet", [_row(rng, 1, HOUR0 + i, HOUR0 + i) for i in range(3)])
+    silver.update(lake)
+    files_before = sorted(p.name for p in (tmp_path / "silver").rglob("*.parquet"))
+    _write(tmp_path / "bronze", "part-b.parquet", [_row(rng, 2, HOUR0 + 9, HOUR0 + 9)])
+
+    def lost(self, *args, **kwargs):
+        raise RuntimeError("CommitFailedError: a concurrent transaction won")
+
+    monkeypatch.setattr(Table, "create_write_transaction", lost)
+    with pytest.raises(RuntimeError, match="concurrent"):
+        silver.update(lake)
+    assert sorted(p.name for p in (tmp_path / "silver").rglob("*.parquet")) == files_before
