@@ -40,13 +40,21 @@ def _tables(config: PlatformConfig):
 def cmd_silver(args: argparse.Namespace, config: PlatformConfig) -> int:
     from lake import silver
 
+    from lake.retention import oldest_kept
+
     paths = _tables(config).silver_paths()
+    # Hours before Bronze's retention cutoff are no longer whole in Bronze: late rows are added to them.
+    _, complete_from_ms = oldest_kept(int(time.time() * 1000), config.lake.bronze_retention_days)
     if args.hour:
-        results = [silver.rebuild(paths, _time_ms(args.hour, "--hour"))]
+        try:
+            results = [silver.rebuild(paths, _time_ms(args.hour, "--hour"), complete_from_ms=complete_from_ms)]
+        except ValueError as exc:
+            print(f"telemetry lake silver: {exc}", file=sys.stderr)
+            return 2
     else:
         hours, new, _, _ = silver.pending_hours(paths)
         with _bar(len(hours), "silver") as bar:
-            results = silver.update(paths, progress=lambda _: bar.update())
+            results = silver.update(paths, complete_from_ms=complete_from_ms, progress=lambda _: bar.update())
         unplaced = [f for f in new if f.unplaced]
         if unplaced:
             print(f"silver: {sum(f.rows for f in unplaced):,} Bronze rows in {len(unplaced)} files have no event time, "

@@ -91,12 +91,13 @@ def _stats(metadata: pq.FileMetaData, schema: pa.Schema) -> str:
 
 
 def replace_partition_slice(table_uri: str, partition: tuple[str, str], column: tuple[str, int],
-                            parts: pa.Table | Iterable[pa.Table]) -> int:
+                            parts: pa.Table | Iterable[pa.Table], *, append: bool = False) -> int:
     """Make `parts` the table's rows where partition column = value and `column` = number (e.g.
     date = '2026-01-01' AND hour = 3), in one commit: a file per non-empty part in, the slice's
     previous files out. A part has every column but the partition one, which goes in the table's
     schema just before `column`; parts may come one at a time (an hour built in vehicle slices) and
-    must share a schema. Returns the rows written."""
+    must share a schema. `append`: the slice's files stay, the parts are added to them. Returns the
+    rows written."""
     part_name, part_value = partition
     name, number = column
     filesystem, root = _filesystem(table_uri)
@@ -104,7 +105,7 @@ def replace_partition_slice(table_uri: str, partition: tuple[str, str], column: 
         table = DeltaTable(table_uri)
     except TableNotFoundError:
         table = None
-    removes = [] if table is None else _slice_files(table, part_name, part_value, name, number)
+    removes = [] if table is None or append else _slice_files(table, part_name, part_value, name, number)
     now_ms = int(time.time() * 1000)
     adds, file_schema, written = [], None, 0
     for rows in [parts] if isinstance(parts, pa.Table) else parts:

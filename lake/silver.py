@@ -38,7 +38,10 @@ from typing import Callable, Iterator
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 import pyarrow.parquet as pq
+from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
 
 from lake import ledger
 from lake.bronze_index import HOUR_MS, BronzeFile, list_bronze
@@ -267,6 +270,45 @@ def build_hour(paths: LakePaths, hour_ms: int, files: list[BronzeFile], filesyst
     return HourResult(hour_ms, total, silver_rows, total - rejected.num_rows - silver_rows, rejected.num_rows)
 
 
+def _existing_keys(table_uri: str, date: str, hour: int, vehicles: pa.Array, columns: list[str]) -> set[tuple]:
+    """Keys (`columns`) of the table's rows of this hour for these vehicles."""
+    try:
+        dataset = DeltaTable(table_uri).to_pyarrow_dataset()
+    except TableNotFoundError:
+        return set()
+    found = dataset.to_table(columns=columns, filter=(ds.field("date") == date) & (ds.field("hour") == hour)
+                             & ds.field("vehicle_id").isin(vehicles))
+    return set(zip(*(found.column(c).to_pylist() for c in columns)))
+
+
+def _not_in(table: pa.Table, keys: set[tuple], columns: list[str]) -> pa.Table:
+    if not keys or not table.num_rows:
+        return table
+    fresh = [key not in keys for key in zip(*(table.column(c).to_pylist() for c in columns))]
+    return table.filter(pa.array(fresh))
+
+
+def append_hour(paths: LakePaths, hour_ms: int, new: list[BronzeFile], filesystem) -> HourResult:
+    """Add the rows of these (late) files to an hour Bronze no longer holds whole (its other files
+    expired): the hour cannot be rebuilt from Bronze without losing the rows Silver keeps longer,
+    so the new rows go in beside them — deduplicated among themselves and against Silver's rows
+    of the hour (an existing row was ingested earlier: it stays), rejected rows likewise."""
+    holding = [f for f in new if hour_ms in f.hours()]
+    date, hour = datetime.fromtimestamp(hour_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H").split()
+    hour_rows = _read_hour(holding, hour_ms, filesystem)
+    valid = _valid_mask(hour_rows)
+    keep = _first_copies(hour_rows, hour_ms, valid)
+    vehicles = pc.unique(hour_rows.column("vehicle_id"))
+    key, reject_key = ["vehicle_id", "timestamp"], ["vehicle_id", "timestamp", "ingested_at_ms"]
+    fresh = _not_in(hour_rows.filter(pa.array(keep)), _existing_keys(paths.silver, date, int(hour), vehicles, key), key)
+    bad = _one_copy(hour_rows.filter(pa.array(~valid)))
+    bad = _not_in(bad, _existing_keys(paths.silver_rejected, date, int(hour), vehicles, reject_key), reject_key)
+    rejected = _with_hour_columns(bad.append_column("reason", _reasons(bad)), hour_ms)
+    silver_rows = replace_partition_slice(paths.silver, ("date", date), ("hour", int(hour)), _with_hour_columns(fresh, hour_ms), append=True)
+    replace_partition_slice(paths.silver_rejected, ("date", date), ("hour", int(hour)), rejected, append=True)
+    return HourResult(hour_ms, hour_rows.num_rows, silver_rows, hour_rows.num_rows - silver_rows - rejected.num_rows, rejected.num_rows)
+
+
 def pending_hours(paths: LakePaths) -> tuple[list[int], list[BronzeFile], list[BronzeFile], object]:
     """(hours to build, files not read yet, every file, filesystem): an hour is due when a file
     holding it has not been read (a late file re-opens an hour already built)."""
@@ -277,18 +319,29 @@ def pending_hours(paths: LakePaths) -> tuple[list[int], list[BronzeFile], list[B
     return hours, new, files, filesystem
 
 
-def update(paths: LakePaths, *, progress: Callable[[HourResult], None] = lambda _: None) -> list[HourResult]:
-    """Build every hour a not-yet-read Bronze file holds, then record those files as read."""
+def update(paths: LakePaths, *, complete_from_ms: int | None = None,
+           progress: Callable[[HourResult], None] = lambda _: None) -> list[HourResult]:
+    """Build every hour a not-yet-read Bronze file holds, then record those files as read. Hours
+    before `complete_from_ms` (Bronze's retention cutoff: older hours are no longer whole in
+    Bronze) get the new files' rows added (`append_hour`) instead of being rebuilt."""
     hours, new, files, filesystem = pending_hours(paths)
     results = []
     for hour_ms in hours:
-        results.append(build_hour(paths, hour_ms, files, filesystem))
+        if complete_from_ms is not None and hour_ms < complete_from_ms:
+            results.append(append_hour(paths, hour_ms, new, filesystem))
+        else:
+            results.append(build_hour(paths, hour_ms, files, filesystem))
         progress(results[-1])
     ledger.record(paths.ledger, new)
     return results
 
 
-def rebuild(paths: LakePaths, hour_ms: int) -> HourResult:
-    """Re-run one hour from everything Bronze holds for it (e.g. after a backfill)."""
+def rebuild(paths: LakePaths, hour_ms: int, *, complete_from_ms: int | None = None) -> HourResult:
+    """Re-run one hour from everything Bronze holds for it (e.g. after a backfill). An hour before
+    `complete_from_ms` is refused: Bronze no longer holds all of it."""
+    hour_ms -= hour_ms % HOUR_MS
+    if complete_from_ms is not None and hour_ms < complete_from_ms:
+        raise ValueError(f"hour {hour_label(hour_ms)} is older than Bronze's retention: Bronze no longer holds all of it, "
+                         "and a rebuild would drop the rows only Silver still keeps")
     filesystem, files = list_bronze(paths.bronze, known=ledger.read_index(paths.ledger))
-    return build_hour(paths, hour_ms - hour_ms % HOUR_MS, files, filesystem)
+    return build_hour(paths, hour_ms, files, filesystem)

@@ -194,3 +194,27 @@ def test_a_lost_commit_leaves_no_file_behind(lake, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="concurrent"):
         silver.update(lake)
     assert sorted(p.name for p in (tmp_path / "silver").rglob("*.parquet")) == files_before
+
+
+def test_a_late_file_for_an_hour_bronze_no_longer_holds_whole_is_added_not_rebuilt(lake, tmp_path):
+    rng = random.Random(13)
+    old = [_row(rng, v, HOUR0 + s * 1000, HOUR0 + s * 1000 + 50) for v in (1, 2) for s in range(100)]
+    old.append(dict(old[0], timestamp="bad", battery_percent=300.0))
+    _write(tmp_path / "bronze", "part-old.parquet", old)
+    silver.update(lake)
+    (tmp_path / "bronze" / "part-old.parquet").unlink()  # expired from Bronze (90 days); Silver keeps 2 years
+    before = _silver_rows(lake.silver, 0)
+    late = [_row(rng, 3, HOUR0 + 77, HOUR0 + 9 * HOUR_MS),  # new: added
+            dict(old[5], ingested_at_ms=old[5]["ingested_at_ms"] + 9 * HOUR_MS, speed_kmh=-1.0),  # a copy: Silver's stays
+            dict(old[-1], ingested_at_ms=old[-1]["ingested_at_ms"] + 9 * HOUR_MS)]  # a rejected row's copy: rejected, once more
+    _write(tmp_path / "bronze", "part-late.parquet", late)
+
+    [result] = silver.update(lake, complete_from_ms=HOUR0 + 2 * HOUR_MS)
+    after = _silver_rows(lake.silver, 0)
+    assert after.keys() == before.keys() | {(3, late[0]["timestamp"])}
+    assert all(after[k] == before[k] for k in before)  # nothing Silver had was lost or replaced
+    assert (result.silver_rows, result.duplicates, result.rejected) == (1, 1, 1)
+    rejected = DeltaTable(lake.silver_rejected).to_pyarrow_table().to_pylist()
+    assert sorted(r["ingested_at_ms"] for r in rejected) == sorted([old[-1]["ingested_at_ms"], late[2]["ingested_at_ms"]])
+    with pytest.raises(ValueError, match="older than Bronze's retention"):
+        silver.rebuild(lake, HOUR0, complete_from_ms=HOUR0 + 2 * HOUR_MS)
