@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 import pyarrow.dataset as ds
 from deltalake import DeltaTable
@@ -70,6 +71,42 @@ def _silver_vehicle_days(silver_uri: str, predicate: str) -> dict[str, list[int]
     return days
 
 
+def _gold_beyond_silver(subject: ErasureSubject, tables: LakeTables, dry_run: bool) -> audit.Removal:
+    """Gold keeps 5 years, Silver 2: on dates Silver no longer holds, a vehicle's Gold rows whose
+    hour overlaps the range are deleted whole (nothing is left to recompute them from). A trip
+    cannot be tied to those rows (Gold has no trip ids): the audit says so."""
+    layer = "gold_beyond_silver"
+    try:
+        gold_table = DeltaTable(tables.gold)
+    except TableNotFoundError:
+        return audit.Removal(layer, tables.gold, 0, note="no such table")
+    try:
+        silver_dates = {p["date"] for p in DeltaTable(tables.silver).partitions()}
+    except TableNotFoundError:
+        silver_dates = set()
+    older = sorted({p["date"] for p in gold_table.partitions()} - silver_dates)
+    if subject.trip_id is not None:
+        return audit.Removal(layer, tables.gold, 0, note=(
+            f"{len(older)} Gold dates older than Silver's retention cannot be tied to a trip; erase the trip's "
+            "vehicle and time range to reach them" if older else "every Gold date is in Silver"))
+    if not older:
+        return audit.Removal(layer, tables.gold, 0, note="every Gold date is in Silver")
+    con = connect()
+    con.register("gold", gold_table.to_pyarrow_dataset())
+    dates = ", ".join(f"'{d}'" for d in older)
+    keys = con.sql(f"SELECT DISTINCT date, hour FROM gold WHERE vehicle_id = {int(subject.vehicle_id)} AND date IN ({dates})").fetchall()
+    since, until = subject.since_ms, subject.until_ms
+    hit = [(d, h) for d, h in keys
+           if (start := int(datetime.fromisoformat(f"{d}T{h:02d}:00:00+00:00").timestamp() * 1000)) >= 0
+           and (until is None or start < until) and (since is None or start + HOUR_MS > since)]
+    if not hit:
+        return audit.Removal(layer, tables.gold, 0, note=f"{len(older)} dates older than Silver: none of the vehicle's hours in the range")
+    where = f"vehicle_id = {int(subject.vehicle_id)} AND (" + " OR ".join(f"(date = '{d}' AND hour = {h})" for d, h in hit) + ")"
+    removed = delete_rows(tables.gold, where, dry_run=dry_run)
+    return audit.Removal(layer, tables.gold, removed.rows, removed.files,
+                         f"hours overlapping the range on {len({d for d, _ in hit})} dates older than Silver's retention, deleted whole")
+
+
 def _delta_removal(layer: str, uri: str, removed: DeltaRemoval | None, predicate: str) -> audit.Removal:
     if removed is None:
         return audit.Removal(layer, uri, 0, note="no such table")
@@ -99,6 +136,8 @@ def erase(subject: ErasureSubject, tables: LakeTables, *, hot_store=None, status
         removals.append(audit.Removal(
             "gold", tables.gold, before - after, vacuum(tables.gold),
             f"recomputed without the subject: {vehicle_days} vehicle-days on {len(days)} dates, {before} rows then {after}"))
+
+    removals.append(_gold_beyond_silver(subject, tables, dry_run))
 
     progress("bronze")
     changes = remove_rows(tables.bronze, bronze_match(subject), may_hold=_may_hold(subject), dry_run=dry_run,

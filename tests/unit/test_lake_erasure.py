@@ -120,6 +120,7 @@ def test_erasing_a_trip_removes_it_from_every_layer_and_nothing_else(lake):
         "silver_rejected": 1,
         "hot_store": len({(r["vehicle_id"], r["event_time_ms"]) for r in trip_bronze if r["timestamp"] != "bad"}),
         "vehicle_status": 0,
+        "gold_beyond_silver": 0,  # every Gold date is still in Silver
     }
     logged = audit.read(tables.audit)
     assert {(row["layer"], row["rows"]) for row in logged} == set(counts.items())
@@ -172,3 +173,17 @@ def test_a_subject_is_one_trip_or_one_vehicle_with_a_sane_range():
     with pytest.raises(ValueError, match="empty range"):
         ErasureSubject(vehicle_id=1, since_ms=5, until_ms=5)
     assert ErasureSubject(vehicle_id=7, since_ms=0).literal_where("t") == "vehicle_id = 7 AND t >= 0"
+
+
+def test_a_vehicles_gold_rows_on_dates_silver_no_longer_holds_go_whole(lake):
+    from lake.delta_delete import delete_rows
+
+    tables, everything, store, status, tmp_path = lake
+    delete_rows(tables.silver, "date = '2026-01-01'")  # Silver's retention (2 years) passed; Gold keeps 5
+    gold_before = _gold(tables)
+    report = erasure.erase(ErasureSubject(vehicle_id=1, until_ms=HOUR0 + 2 * HOUR_MS), tables)
+    gone = {k for k in gold_before if k[0] == "2026-01-01" and k[2] == 1 and k[1] < 2}
+    assert gone and _gold(tables) == {k: v for k, v in gold_before.items() if k not in gone}
+    assert {r.layer: r.rows for r in report.removals}["gold_beyond_silver"] == len(gone)
+    trip = erasure.erase(ErasureSubject(trip_id="trip-2-a"), tables, dry_run=True)
+    assert "cannot be tied to a trip" in next(r.note for r in trip.removals if r.layer == "gold_beyond_silver")
