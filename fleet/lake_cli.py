@@ -76,12 +76,36 @@ def _silver_dates(silver_uri: str) -> list[str]:
         return []
 
 
+def _newest_file_per_date(table_uri: str) -> dict[str, int]:
+    """date → when its newest data file was committed (ms), from the table's add actions."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        actions = DeltaTable(table_uri).get_add_actions(flatten=True)
+    except TableNotFoundError:
+        return {}
+    newest: dict[str, int] = {}
+    for date, written in zip(actions.column("partition.date").to_pylist(), actions.column("modification_time").to_pylist()):
+        written = int(written.timestamp() * 1000) if hasattr(written, "timestamp") else int(written)
+        newest[date] = max(newest.get(date, written), written)
+    return newest
+
+
+def _stale_dates(silver_uri: str, gold_uri: str) -> list[str]:
+    """Dates whose Silver changed after their Gold was written (or that have no Gold yet): the
+    default of `lake gold`, so an hour Silver rebuilt days later (a late file, a backfill) reaches
+    Gold too."""
+    silver, gold = _newest_file_per_date(silver_uri), _newest_file_per_date(gold_uri)
+    return sorted(date for date, written in silver.items() if date not in gold or written > gold[date])
+
+
 def cmd_gold(args: argparse.Namespace, config: PlatformConfig) -> int:
     from lake import gold
 
     tables = _tables(config)
     available = _silver_dates(tables.silver)
-    dates = args.date or (available if args.all else available[-2:])
+    dates = args.date or (available if args.all else _stale_dates(tables.silver, tables.gold))
     missing = sorted(set(dates) - set(available))
     if missing:
         print(f"gold: Silver holds no rows of {', '.join(missing)} (it has {len(available)} dates"
@@ -92,7 +116,7 @@ def cmd_gold(args: argparse.Namespace, config: PlatformConfig) -> int:
             result = gold.build_day(tables.silver, tables.gold, date)
             bar.update()
             print(f"{date}  silver rows {result.silver_rows:>10,}  gold rows {result.gold_rows:>8,}")
-    print(f"gold: {len(dates)} date(s) into {tables.gold}" if dates else "gold: Silver is empty; nothing to build")
+    print(f"gold: {len(dates)} date(s) into {tables.gold}" if dates else "gold: every date is up to date with Silver; nothing to build")
     return 0
 
 
@@ -276,7 +300,7 @@ def add_parser(commands: argparse._SubParsersAction, add: Callable[..., argparse
 
     silver = sub("silver", cmd_silver, "build Silver for every event hour a Bronze file not read yet holds (late files re-open their hour)")
     silver.add_argument("--hour", help="rebuild this one hour (ISO-8601, UTC) from everything Bronze holds for it")
-    gold = sub("gold", cmd_gold, "build Gold for dates (default: the two newest Silver dates)")
+    gold = sub("gold", cmd_gold, "build Gold for dates (default: every date whose Silver changed since its Gold was built)")
     gold.add_argument("--date", action="append", help="YYYY-MM-DD (repeatable)")
     gold.add_argument("--all", action="store_true", help="every date Silver holds")
     compact = sub("compact", cmd_compact, "merge Bronze's small committed files per folder and part prefix (crash-safe)")

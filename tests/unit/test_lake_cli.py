@@ -37,6 +37,15 @@ def test_lake_commands_build_erase_retain_and_audit(tmp_path, capsys):
     assert "2026-01-01" in capsys.readouterr().out
     gold_rows = DeltaTable(str(run_dir / "lake" / "gold" / "vehicle_hourly")).to_pyarrow_table().num_rows
     assert gold_rows == len(lake_expected.gold_rows(list(lake_expected.silver_rows(rows).values())))
+    assert main([*cli, "lake", "gold"]) == 0 and "nothing to build" in capsys.readouterr().out  # Gold is up to date
+    late = [dict(_row(rng, 7, HOUR0 + 25 * HOUR_MS + 5, HOUR0 + 30 * HOUR_MS), trip_id="trip-7-25")]
+    _write(run_dir / "lake" / "bronze" / "telemetry" / "h25", "part-late.parquet", late)
+    assert main([*cli, "lake", "silver"]) == 0
+    capsys.readouterr()
+    assert main([*cli, "lake", "gold"]) == 0  # only the date whose Silver changed
+    out = capsys.readouterr().out
+    assert "2026-01-02" in out and "2026-01-01" not in out and "1 date(s)" in out
+    rows.extend(late)
     assert main([*cli, "lake", "gold", "--date", "2030-01-01"]) == 2
     assert "Silver holds no rows of 2030-01-01" in capsys.readouterr().err
 
