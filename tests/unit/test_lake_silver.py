@@ -218,3 +218,17 @@ def test_a_late_file_for_an_hour_bronze_no_longer_holds_whole_is_added_not_rebui
     assert sorted(r["ingested_at_ms"] for r in rejected) == sorted([old[-1]["ingested_at_ms"], late[2]["ingested_at_ms"]])
     with pytest.raises(ValueError, match="older than Bronze's retention"):
         silver.rebuild(lake, HOUR0, complete_from_ms=HOUR0 + 2 * HOUR_MS)
+
+
+def test_one_instant_written_two_ways_is_two_rows_and_a_resend_of_either_is_dropped(lake, tmp_path):
+    rng = random.Random(14)
+    zulu = dict(_row(rng, 8, HOUR0 + 1000, HOUR0 + 1050), timestamp="2026-01-01T00:00:01Z")
+    offset = dict(_row(rng, 8, HOUR0 + 1000, HOUR0 + 1060), timestamp="2026-01-01T01:00:01+01:00")  # the same instant
+    resent = dict(offset, ingested_at_ms=HOUR0 + 9000, speed_kmh=-1.0)
+    others = [_row(rng, 8, HOUR0 + s * 1000, HOUR0 + s * 1000) for s in range(2, 50)]
+    _write(tmp_path / "bronze", "part-a.parquet", [resent, zulu] + others + [offset])
+    silver.update(lake)
+    keep, _ = _expected([resent, zulu, offset] + others, HOUR0)
+    got = _silver_rows(lake.silver, 0)
+    assert got.keys() == keep.keys() and {(8, zulu["timestamp"]), (8, offset["timestamp"])} <= got.keys()
+    assert got[8, offset["timestamp"]]["ingested_at_ms"] == offset["ingested_at_ms"]  # the earlier copy
