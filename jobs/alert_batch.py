@@ -87,7 +87,11 @@ class AlertBatchDetector(KeyedProcessFunction):
         self.raised = metrics.counter("alerts_raised")
         self.rejected = metrics.counter("payloads_rejected")
         self.late = metrics.counter("late_readings")  # older than the vehicle's newest: no episode change
-        metrics.gauge("input_stalled", lambda: int(self.clock is not None and self.clock.status == STALLED))
+        # 1 while stalled. A counter, not a gauge: in thread mode a Python gauge is read by calling
+        # into Python from Flink's metric thread, and a metric query during a stop-with-savepoint
+        # crashed the TaskManager (SIGSEGV in take_gil, found by the failure harness in CI); a
+        # counter's value lives on the Java side.
+        self.stalled = metrics.counter("input_stalled")
 
     def _clock(self, now: int) -> InputClock:
         if self.clock is None:
@@ -178,6 +182,10 @@ class AlertBatchDetector(KeyedProcessFunction):
             return
         if last is None or last[0] != status:
             self.status_since = now
+            if status == STALLED:
+                self.stalled.inc()
+            elif last is not None and last[0] == STALLED:
+                self.stalled.dec()
         # The first report after a (re)start goes out even when current: the monitor may still hold
         # this subtask as blind from before the restart.
         self.reported = (status, now)
