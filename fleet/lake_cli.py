@@ -55,6 +55,8 @@ def cmd_silver(args: argparse.Namespace, config: PlatformConfig) -> int:
         hours, new, _, _ = silver.pending_hours(paths)
         with _bar(len(hours), "silver") as bar:
             results = silver.update(paths, complete_from_ms=complete_from_ms, progress=lambda _: bar.update())
+        for broken in [f for f in new if f.unreadable]:
+            print(f"silver: skipped {broken.path} ({broken.unreadable}); it is read again next run", file=sys.stderr)
         unplaced = [f for f in new if f.unplaced]
         if unplaced:
             print(f"silver: {sum(f.rows for f in unplaced):,} Bronze rows in {len(unplaced)} files have no event time, "

@@ -21,6 +21,7 @@ class BronzeFile:
     rows: int
     first_hour_ms: int  # start of the hour of its oldest event
     last_hour_ms: int  # start of the hour of its newest event
+    unreadable: str | None = None  # why its footer could not be read: it holds no hour until fixed
 
     def hours(self) -> range:
         return range(self.first_hour_ms, self.last_hour_ms + HOUR_MS, HOUR_MS)
@@ -63,6 +64,12 @@ def list_bronze(bronze_uri: str, known: dict[tuple[str, int], BronzeFile] | None
         if (info.path, info.size) in known:
             found.append(known[info.path, info.size])
             continue
-        rows, low, high = _event_time_range(info.path, filesystem)
+        try:
+            rows, low, high = _event_time_range(info.path, filesystem)
+        except (OSError, ValueError) as error:  # pyarrow's ArrowInvalid is a ValueError
+            # One broken file (truncated, not Parquet, no event_time_ms) must not stop every run: it
+            # is named, left out, and looked at again next time.
+            found.append(BronzeFile(info.path, info.size, 0, 0, -HOUR_MS, unreadable=f"{type(error).__name__}: {error}"))
+            continue
         found.append(BronzeFile(info.path, info.size, rows, low - low % HOUR_MS, high - high % HOUR_MS))
     return filesystem, found

@@ -30,14 +30,15 @@ def null_safe(match: ds.Expression, *columns: str) -> ds.Expression:
 
 
 def remove_rows(bronze_uri: str, match: ds.Expression, *, may_hold=lambda f: True, dry_run: bool = False,
-                known: dict | None = None) -> list[FileChange]:
+                known: dict | None = None) -> tuple[list[FileChange], list[str]]:
     """Remove the rows `match` (null-safe, see `null_safe`) selects from every Bronze file
     `may_hold(BronzeFile)` admits (a cheap footer test: hours); returns what changed. `known`:
-    Silver's ledger index, so only the footers of files it has not read are opened."""
+    Silver's ledger index, so only the footers of files it has not read are opened. Also returns
+    the files it could not read (named in the caller's audit row: not checked, not changed)."""
     filesystem, files = list_bronze(bronze_uri, known=known)
-    changes = []
+    changes, unreadable = [], [f.path for f in files if f.unreadable]
     for bronze_file in files:
-        if not may_hold(bronze_file):
+        if bronze_file.unreadable or not may_hold(bronze_file):
             continue
         dataset = ds.dataset(bronze_file.path, filesystem=filesystem, format="parquet")
         matched = dataset.count_rows(filter=match)  # row groups whose statistics exclude it are skipped
@@ -50,7 +51,7 @@ def remove_rows(bronze_uri: str, match: ds.Expression, *, may_hold=lambda f: Tru
             filesystem.delete_file(bronze_file.path)
         else:
             _rewrite(bronze_file, dataset.to_table(filter=~match), filesystem)
-    return changes
+    return changes, unreadable
 
 
 def _rewrite(bronze_file: BronzeFile, kept, filesystem) -> None:

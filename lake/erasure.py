@@ -140,11 +140,13 @@ def erase(subject: ErasureSubject, tables: LakeTables, *, hot_store=None, status
     removals.append(_gold_beyond_silver(subject, tables, dry_run))
 
     progress("bronze")
-    changes = remove_rows(tables.bronze, bronze_match(subject), may_hold=_may_hold(subject), dry_run=dry_run,
+    changes, unreadable = remove_rows(tables.bronze, bronze_match(subject), may_hold=_may_hold(subject), dry_run=dry_run,
                           known=ledger.read_index(tables.ledger))
     deleted = sum(c.deleted for c in changes)
     removals.append(audit.Removal("bronze", tables.bronze, sum(c.rows_removed for c in changes), tuple(c.path for c in changes),
-                                  f"{deleted} files deleted, {len(changes) - deleted} rewritten"))
+                                  f"{deleted} files deleted, {len(changes) - deleted} rewritten"
+                                  + (f"; {len(unreadable)} unreadable files not checked (fix and erase again): "
+                                     f"{', '.join(unreadable[:5])}" if unreadable else "")))
 
     progress("silver")
     for layer, uri in (("silver", tables.silver), ("silver_rejected", tables.silver_rejected)):

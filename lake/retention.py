@@ -46,6 +46,10 @@ def _delta(layer: str, uri: str, predicate: str, dry_run: bool) -> list[audit.Re
     return [audit.Removal(layer, uri, removed.rows, removed.files, f"WHERE {predicate}")]
 
 
+def _unreadable_note(paths: list[str]) -> str:
+    return f"; {len(paths)} unreadable files not checked: {', '.join(paths[:5])}" if paths else ""
+
+
 def apply(tables: LakeTables, policy: RetentionPolicy, *, now_ms: int | None = None, hot_store=None,
           dry_run: bool = False, progress=lambda layer: None) -> list[audit.Removal]:
     """Remove what each layer's retention has expired; log it (unless `dry_run`, which only
@@ -55,13 +59,14 @@ def apply(tables: LakeTables, policy: RetentionPolicy, *, now_ms: int | None = N
 
     bronze_date, bronze_ms = oldest_kept(now_ms, policy.bronze_days)
     progress("bronze")
-    changes = remove_rows(tables.bronze, ds.field("event_time_ms") < bronze_ms, known=ledger.read_index(tables.ledger),
+    changes, unreadable = remove_rows(tables.bronze, ds.field("event_time_ms") < bronze_ms, known=ledger.read_index(tables.ledger),
                           may_hold=lambda f: f.first_hour_ms < bronze_ms, dry_run=dry_run)
-    if changes:
+    if changes or unreadable:
         deleted = sum(c.deleted for c in changes)
         removals.append(audit.Removal("bronze", tables.bronze, sum(c.rows_removed for c in changes),
                                       tuple(c.path for c in changes),
-                                      f"events before {bronze_date}: {deleted} files deleted, {len(changes) - deleted} rewritten"))
+                                      f"events before {bronze_date}: {deleted} files deleted, {len(changes) - deleted} rewritten"
+                                      + _unreadable_note(unreadable)))
     # The ledger's rows of Bronze files now gone would otherwise pile up (one per file ever read).
     removals += _delta("ledger", tables.ledger, f"last_hour_ms < {bronze_ms}", dry_run)
 

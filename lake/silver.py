@@ -332,7 +332,7 @@ def update(paths: LakePaths, *, complete_from_ms: int | None = None,
         else:
             results.append(build_hour(paths, hour_ms, files, filesystem))
         progress(results[-1])
-    ledger.record(paths.ledger, new)
+    ledger.record(paths.ledger, [f for f in new if f.unreadable is None])  # a broken file is retried next run
     return results
 
 

@@ -152,7 +152,10 @@ def test_erasing_a_vehicle_in_a_range_keeps_its_data_outside_it(lake):
     assert {r.layer: r.rows for r in dry.removals}["bronze"] == len(in_range)
     assert audit.read(tables.audit) == [] and sorted(map(_key, _bronze_rows(tables))) == sorted(map(_key, everything))
 
-    erasure.erase(subject, tables, hot_store=store, status_store=status)
+    (tmp_path / "bronze" / "hour=02" / "part-broken.parquet").write_bytes(b"not parquet")
+    report = erasure.erase(subject, tables, hot_store=store, status_store=status)
+    assert "1 unreadable files not checked (fix and erase again)" in next(r.note for r in report.removals if r.layer == "bronze")
+    (tmp_path / "bronze" / "hour=02" / "part-broken.parquet").unlink()
     remaining = [r for r in everything if r not in in_range]
     assert sorted(map(_key, _bronze_rows(tables))) == sorted(map(_key, remaining))
     expected_silver = lake_expected.silver_rows(remaining)

@@ -232,3 +232,15 @@ def test_one_instant_written_two_ways_is_two_rows_and_a_resend_of_either_is_drop
     got = _silver_rows(lake.silver, 0)
     assert got.keys() == keep.keys() and {(8, zulu["timestamp"]), (8, offset["timestamp"])} <= got.keys()
     assert got[8, offset["timestamp"]]["ingested_at_ms"] == offset["ingested_at_ms"]  # the earlier copy
+
+
+def test_a_broken_bronze_file_is_named_skipped_and_retried_not_a_stop(lake, tmp_path):
+    rng = random.Random(15)
+    _write(tmp_path / "bronze", "part-a.parquet", [_row(rng, 1, HOUR0 + 5, HOUR0 + 9)])
+    (tmp_path / "bronze" / "part-broken.parquet").write_bytes(b"PAR1 half a file")
+    [result] = silver.update(lake)
+    assert result.silver_rows == 1
+    _, files = list_bronze(str(tmp_path / "bronze"))
+    [broken] = [f for f in files if f.unreadable]
+    assert broken.path.endswith("part-broken.parquet") and not broken.hours()
+    assert silver.pending_hours(lake)[1] == [broken]  # not recorded as read: looked at again next run
