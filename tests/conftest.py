@@ -13,6 +13,7 @@ import pytest
 
 from fleet.config import PlatformConfig, TopicSpec, load_config
 from infra.manager import LocalInfra
+from infra.moto_server import MotoServer
 from infra.process import free_port
 
 
@@ -64,6 +65,17 @@ def mqtt_address(local_infra: LocalInfra, platform_config: PlatformConfig) -> tu
 def moto_endpoint(local_infra: LocalInfra, platform_config: PlatformConfig) -> str:
     local_infra.up(["moto"])
     return platform_config.infra.moto_endpoint
+
+
+@pytest.fixture()
+def private_moto(tmp_path: Path) -> Iterator[MotoServer]:
+    """A moto server of the test's own, for tests that leave S3 objects behind: the session's
+    server's /moto-api/data.json (which test_pipeline_aws_stores reads) fails with a 500 once S3
+    holds what Flink's S3 writer or the lake's rewrites left (found in CI)."""
+    server = MotoServer(tmp_path / "private-moto", "127.0.0.1", free_port())
+    server.up()
+    yield server
+    server.down()
 
 
 _topic_numbers = itertools.count()

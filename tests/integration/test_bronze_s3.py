@@ -50,7 +50,8 @@ def event_hour_folder(event_time_ms: int) -> str:
     return f"year={t.year:04d}/month={t.month:02d}/day={t.day:02d}/hour={t.hour:02d}"
 
 
-def test_bronze_parquet_on_s3_reads_back_exactly_in_event_hour_folders(moto_endpoint, platform_config):
+def test_bronze_parquet_on_s3_reads_back_exactly_in_event_hour_folders(private_moto, platform_config):
+    moto_endpoint = private_moto.endpoint
     bucket = f"lake-{uuid.uuid4().hex[:8]}"
     boto3.client(
         "s3", endpoint_url=moto_endpoint, region_name="eu-central-1",

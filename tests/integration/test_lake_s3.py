@@ -33,7 +33,8 @@ def clean_environment():
     os.environ.update(saved)
 
 
-def test_lake_commands_on_s3(moto_endpoint, platform_config, tmp_path, clean_environment, capsys):
+def test_lake_commands_on_s3(private_moto, tmp_path, clean_environment, capsys):
+    moto_endpoint = private_moto.endpoint
     bucket = f"lake-{uuid.uuid4().hex[:8]}"
     s3 = boto3.client("s3", endpoint_url=moto_endpoint, region_name="eu-central-1",
                       aws_access_key_id="testing", aws_secret_access_key="testing")
@@ -45,7 +46,7 @@ def test_lake_commands_on_s3(moto_endpoint, platform_config, tmp_path, clean_env
         pq.write_table(pa.Table.from_pylist(rows[part::3], schema=SCHEMA), body)
         s3.put_object(Bucket=bucket, Key=f"bronze/year=2026/month=01/day=01/hour=00/telemetry-{uuid.uuid4()}-{part}.parquet",
                       Body=body.getvalue())
-    cli = ["--set", f"infra.run_dir={tmp_path}", "--set", f"infra.moto_port={platform_config.infra.moto_port}",
+    cli = ["--set", f"infra.run_dir={tmp_path}", "--set", f"infra.moto_port={private_moto.port}",
            "--set", f"pipeline.bronze_path=s3://{bucket}/bronze", "--set", f"lake.base_path=s3://{bucket}/lake"]
 
     assert main([*cli, "lake", "compact", "--older-than-min", "0"]) == 0
