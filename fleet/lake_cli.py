@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from contextlib import closing, contextmanager
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -52,9 +53,10 @@ def cmd_silver(args: argparse.Namespace, config: PlatformConfig) -> int:
             print(f"telemetry lake silver: {exc}", file=sys.stderr)
             return 2
     else:
-        hours, new, _, _ = silver.pending_hours(paths)
+        pending = silver.pending_hours(paths)
+        hours, new, _, _ = pending
         with _bar(len(hours), "silver") as bar:
-            results = silver.update(paths, complete_from_ms=complete_from_ms, progress=lambda _: bar.update())
+            results = silver.update(paths, complete_from_ms=complete_from_ms, pending=pending, progress=lambda _: bar.update())
         for broken in [f for f in new if f.unreadable]:
             print(f"silver: skipped {broken.path} ({broken.unreadable}); it is read again next run", file=sys.stderr)
         unplaced = [f for f in new if f.unplaced]
@@ -66,16 +68,6 @@ def cmd_silver(args: argparse.Namespace, config: PlatformConfig) -> int:
               f"duplicates {r.duplicates:>7,}  rejected {r.rejected:>6,}")
     print(f"silver: {len(results)} hour(s) built into {paths.silver}" if results else "silver: no new Bronze files; nothing to build")
     return 0
-
-
-def _silver_dates(silver_uri: str) -> list[str]:
-    from deltalake import DeltaTable
-    from deltalake.exceptions import TableNotFoundError
-
-    try:
-        return sorted({partition["date"] for partition in DeltaTable(silver_uri).partitions()})
-    except TableNotFoundError:
-        return []
 
 
 def _newest_file_per_date(table_uri: str) -> dict[str, int]:
@@ -106,7 +98,9 @@ def cmd_gold(args: argparse.Namespace, config: PlatformConfig) -> int:
     from lake import gold
 
     tables = _tables(config)
-    available = _silver_dates(tables.silver)
+    from lake.tables import dates
+
+    available = dates(tables.silver)
     dates = args.date or (available if args.all else _stale_dates(tables.silver, tables.gold))
     missing = sorted(set(dates) - set(available))
     if missing:
@@ -137,12 +131,16 @@ def cmd_compact(args: argparse.Namespace, config: PlatformConfig) -> int:
     return 0
 
 
-def _open_stores(config: PlatformConfig, wanted: bool):
+@contextmanager
+def _stores(config: PlatformConfig, wanted: bool):
+    """(hot store, status store) of the profile, closed after; (None, None) if not wanted."""
     if not wanted:
-        return None, None
+        yield None, None
+        return
     from connectors.hot_store import open_hot_store, open_status_store
 
-    return open_hot_store(config.stores), open_status_store(config.stores)
+    with closing(open_hot_store(config.stores)) as hot_store, closing(open_status_store(config.stores)) as status:
+        yield hot_store, status
 
 
 def _print_removals(removals, *, dry_run: bool) -> None:
@@ -157,15 +155,9 @@ def cmd_retention(args: argparse.Namespace, config: PlatformConfig) -> int:
 
     policy = retention.RetentionPolicy.from_config(config)
     now_ms = _time_ms(args.now, "--now") if args.now else int(time.time() * 1000)
-    hot_store, status = _open_stores(config, not args.lake_only)
-    try:
-        with _bar(5, "retention") as bar:
-            removals = retention.apply(_tables(config), policy, now_ms=now_ms, hot_store=hot_store, dry_run=args.dry_run,
-                                       progress=lambda _: bar.update())
-    finally:
-        for store in (hot_store, status):
-            if store is not None:
-                store.close()
+    with _stores(config, not args.lake_only) as (hot_store, _), _bar(5, "retention") as bar:
+        removals = retention.apply(_tables(config), policy, now_ms=now_ms, hot_store=hot_store, dry_run=args.dry_run,
+                                   progress=lambda _: bar.update())
     print(f"retention: Bronze {policy.bronze_days} days, Silver {policy.silver_days}, Gold {policy.gold_days}, "
           f"hot store {config.stores.retention_hours} h" + (" (dry run)" if args.dry_run else ""))
     _print_removals(removals, dry_run=args.dry_run)
@@ -187,15 +179,9 @@ def cmd_erase(args: argparse.Namespace, config: PlatformConfig) -> int:
     except ValueError as exc:
         print(f"telemetry lake erase: {exc}", file=sys.stderr)
         return 2
-    hot_store, status = _open_stores(config, not args.lake_only)
-    try:
-        with _bar(4, "erase") as bar:
-            report = erasure.erase(subject, _tables(config), hot_store=hot_store, status_store=status,
-                                   dry_run=args.dry_run, progress=lambda _: bar.update())
-    finally:
-        for store in (hot_store, status):
-            if store is not None:
-                store.close()
+    with _stores(config, not args.lake_only) as (hot_store, status), _bar(4, "erase") as bar:
+        report = erasure.erase(subject, _tables(config), hot_store=hot_store, status_store=status,
+                               dry_run=args.dry_run, progress=lambda _: bar.update())
     print(f"erase {subject.describe()}" + (" (dry run: nothing changed)" if args.dry_run else f" — audit run {report.run_id}"))
     _print_removals(report.removals, dry_run=args.dry_run)
     print(f"  Kafka topics are not rewritten: their records age out with [topics.*] retention_ms ({_kafka_windows(config)})")

@@ -24,7 +24,7 @@ from lake.bronze_index import HOUR_MS, BronzeFile
 from lake.bronze_rewrite import null_safe, remove_rows
 from lake.delta_delete import DeltaRemoval, count_rows, delete_rows, vacuum
 from lake.engine import connect
-from lake.tables import LakeTables
+from lake.tables import LakeTables, dates
 
 TIME_COLUMN = "event_time_ms"  # Bronze's and Silver's event time
 
@@ -80,11 +80,7 @@ def _gold_beyond_silver(subject: ErasureSubject, tables: LakeTables, dry_run: bo
         gold_table = DeltaTable(tables.gold)
     except TableNotFoundError:
         return audit.Removal(layer, tables.gold, 0, note="no such table")
-    try:
-        silver_dates = {p["date"] for p in DeltaTable(tables.silver).partitions()}
-    except TableNotFoundError:
-        silver_dates = set()
-    older = sorted({p["date"] for p in gold_table.partitions()} - silver_dates)
+    older = sorted(set(dates(tables.gold)) - set(dates(tables.silver)))
     if subject.trip_id is not None:
         return audit.Removal(layer, tables.gold, 0, note=(
             f"{len(older)} Gold dates older than Silver's retention cannot be tied to a trip; erase the trip's "
@@ -93,8 +89,8 @@ def _gold_beyond_silver(subject: ErasureSubject, tables: LakeTables, dry_run: bo
         return audit.Removal(layer, tables.gold, 0, note="every Gold date is in Silver")
     con = connect()
     con.register("gold", gold_table.to_pyarrow_dataset())
-    dates = ", ".join(f"'{d}'" for d in older)
-    keys = con.sql(f"SELECT DISTINCT date, hour FROM gold WHERE vehicle_id = {int(subject.vehicle_id)} AND date IN ({dates})").fetchall()
+    in_older = ", ".join(f"'{d}'" for d in older)
+    keys = con.sql(f"SELECT DISTINCT date, hour FROM gold WHERE vehicle_id = {int(subject.vehicle_id)} AND date IN ({in_older})").fetchall()
     since, until = subject.since_ms, subject.until_ms
     hit = [(d, h) for d, h in keys
            if (start := int(datetime.fromisoformat(f"{d}T{h:02d}:00:00+00:00").timestamp() * 1000)) >= 0

@@ -47,14 +47,14 @@ from lake import ledger
 from lake.bronze_index import HOUR_MS, BronzeFile, list_bronze
 from lake.engine import connect, replace_partition_slice
 
-# Checks in order: a row is rejected with the first it fails (null fails).
-CHECKS = (
-    ("battery_out_of_range", "battery_percent BETWEEN 0 AND 100"),
-    ("latitude_out_of_range", "latitude BETWEEN -90 AND 90"),
-    ("longitude_out_of_range", "longitude BETWEEN -180 AND 180"),
+# Checks in order, bounds inclusive: a row is rejected with the first it fails (null fails).
+_RULES = (
+    ("battery_out_of_range", "battery_percent", 0, 100),
+    ("latitude_out_of_range", "latitude", -90, 90),
+    ("longitude_out_of_range", "longitude", -180, 180),
 )
-# CHECKS as (column, low, high) for the vectorised masks: the same bounds, inclusive.
-_BOUNDS = (("battery_percent", 0, 100), ("latitude", -90, 90), ("longitude", -180, 180))
+# The same checks as SQL (the benchmark's plain peer runs them so).
+CHECKS = tuple((reason, f"{column} BETWEEN {low} AND {high}") for reason, column, low, high in _RULES)
 # Strings with few distinct values an hour: read as dictionaries (no per-row string copies).
 _DICTIONARY_STRINGS = ("trip_id", "error_codes", "zone_id", "vehicle_type")
 
@@ -96,22 +96,23 @@ def _read_hour(holding: list[BronzeFile], hour_ms: int, filesystem) -> pa.Table:
     return table.unify_dictionaries()
 
 
+def _inside(table: pa.Table, column: str, low: float, high: float) -> pa.ChunkedArray:
+    values = table.column(column)
+    return pc.fill_null(pc.and_(pc.greater_equal(values, low), pc.less_equal(values, high)), False)
+
+
 def _valid_mask(table: pa.Table) -> np.ndarray:
     valid = np.ones(table.num_rows, dtype=bool)
-    for column, low, high in _BOUNDS:
-        values = table.column(column)
-        inside = pc.and_(pc.greater_equal(values, low), pc.less_equal(values, high))
-        valid &= pc.fill_null(inside, False).to_numpy(zero_copy_only=False)
+    for _, column, low, high in _RULES:
+        valid &= _inside(table, column, low, high).to_numpy(zero_copy_only=False)
     return valid
 
 
 def _reasons(table: pa.Table) -> pa.Array:
     """The first check each row fails (rows that fail none get null)."""
     reasons = pa.nulls(table.num_rows, pa.string())
-    for (reason, _), (column, low, high) in reversed(list(zip(CHECKS, _BOUNDS))):
-        values = table.column(column)
-        inside = pc.fill_null(pc.and_(pc.greater_equal(values, low), pc.less_equal(values, high)), False)
-        reasons = pc.if_else(inside, reasons, pa.scalar(reason))
+    for reason, column, low, high in reversed(_RULES):
+        reasons = pc.if_else(_inside(table, column, low, high), reasons, pa.scalar(reason))
     return reasons
 
 
@@ -245,6 +246,19 @@ def _hour_slices(holding: list[BronzeFile], hour_ms: int, filesystem, max_rows: 
                 yield schema.empty_table()
 
 
+def _date_hour(hour_ms: int) -> tuple[str, int]:
+    moment = datetime.fromtimestamp(hour_ms / 1000, tz=timezone.utc)
+    return moment.strftime("%Y-%m-%d"), moment.hour
+
+
+def _split(hour_rows: pa.Table, hour_ms: int) -> tuple[pa.Table, pa.Table]:
+    """(Silver's rows: valid, one copy each; rejected rows, once each, with their reason)."""
+    valid = _valid_mask(hour_rows)
+    keep = _first_copies(hour_rows, hour_ms, valid)
+    bad = _one_copy(hour_rows.filter(pa.array(~valid)))
+    return (hour_rows.filter(pa.array(keep)) if not keep.all() else hour_rows), bad.append_column("reason", _reasons(bad))
+
+
 def build_hour(paths: LakePaths, hour_ms: int, files: list[BronzeFile], filesystem, *,
                max_slice_rows: int = MAX_SLICE_ROWS) -> HourResult:
     """Replace Silver's (and the rejected table's) rows of this event hour from these Bronze files."""
@@ -256,16 +270,14 @@ def build_hour(paths: LakePaths, hour_ms: int, files: list[BronzeFile], filesyst
     def silver_parts() -> Iterator[pa.Table]:
         for hour_rows in _hour_slices(holding, hour_ms, filesystem, max_slice_rows):
             bronze_rows.append(hour_rows.num_rows)
-            valid = _valid_mask(hour_rows)
-            keep = _first_copies(hour_rows, hour_ms, valid)
-            bad = _one_copy(hour_rows.filter(pa.array(~valid)))
-            rejected_parts.append(_with_hour_columns(bad.append_column("reason", _reasons(bad)), hour_ms))
-            yield _with_hour_columns(hour_rows.filter(pa.array(keep)) if not keep.all() else hour_rows, hour_ms)
+            kept, bad = _split(hour_rows, hour_ms)
+            rejected_parts.append(_with_hour_columns(bad, hour_ms))
+            yield _with_hour_columns(kept, hour_ms)
 
-    date, hour = datetime.fromtimestamp(hour_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H").split()
-    silver_rows = replace_partition_slice(paths.silver, ("date", date), ("hour", int(hour)), silver_parts())
+    date, hour = _date_hour(hour_ms)
+    silver_rows = replace_partition_slice(paths.silver, ("date", date), ("hour", hour), silver_parts())
     rejected = pa.concat_tables(rejected_parts).unify_dictionaries()
-    replace_partition_slice(paths.silver_rejected, ("date", date), ("hour", int(hour)), rejected)
+    replace_partition_slice(paths.silver_rejected, ("date", date), ("hour", hour), rejected)
     total = sum(bronze_rows)
     return HourResult(hour_ms, total, silver_rows, total - rejected.num_rows - silver_rows, rejected.num_rows)
 
@@ -294,18 +306,15 @@ def append_hour(paths: LakePaths, hour_ms: int, new: list[BronzeFile], filesyste
     so the new rows go in beside them — deduplicated among themselves and against Silver's rows
     of the hour (an existing row was ingested earlier: it stays), rejected rows likewise."""
     holding = [f for f in new if hour_ms in f.hours()]
-    date, hour = datetime.fromtimestamp(hour_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H").split()
+    date, hour = _date_hour(hour_ms)
     hour_rows = _read_hour(holding, hour_ms, filesystem)
-    valid = _valid_mask(hour_rows)
-    keep = _first_copies(hour_rows, hour_ms, valid)
+    kept, bad = _split(hour_rows, hour_ms)
     vehicles = pc.unique(hour_rows.column("vehicle_id"))
     key, reject_key = ["vehicle_id", "timestamp"], ["vehicle_id", "timestamp", "ingested_at_ms"]
-    fresh = _not_in(hour_rows.filter(pa.array(keep)), _existing_keys(paths.silver, date, int(hour), vehicles, key), key)
-    bad = _one_copy(hour_rows.filter(pa.array(~valid)))
-    bad = _not_in(bad, _existing_keys(paths.silver_rejected, date, int(hour), vehicles, reject_key), reject_key)
-    rejected = _with_hour_columns(bad.append_column("reason", _reasons(bad)), hour_ms)
-    silver_rows = replace_partition_slice(paths.silver, ("date", date), ("hour", int(hour)), _with_hour_columns(fresh, hour_ms), append=True)
-    replace_partition_slice(paths.silver_rejected, ("date", date), ("hour", int(hour)), rejected, append=True)
+    fresh = _not_in(kept, _existing_keys(paths.silver, date, hour, vehicles, key), key)
+    rejected = _with_hour_columns(_not_in(bad, _existing_keys(paths.silver_rejected, date, hour, vehicles, reject_key), reject_key), hour_ms)
+    silver_rows = replace_partition_slice(paths.silver, ("date", date), ("hour", hour), _with_hour_columns(fresh, hour_ms), append=True)
+    replace_partition_slice(paths.silver_rejected, ("date", date), ("hour", hour), rejected, append=True)
     return HourResult(hour_ms, hour_rows.num_rows, silver_rows, hour_rows.num_rows - silver_rows - rejected.num_rows, rejected.num_rows)
 
 
@@ -319,12 +328,13 @@ def pending_hours(paths: LakePaths) -> tuple[list[int], list[BronzeFile], list[B
     return hours, new, files, filesystem
 
 
-def update(paths: LakePaths, *, complete_from_ms: int | None = None,
+def update(paths: LakePaths, *, complete_from_ms: int | None = None, pending=None,
            progress: Callable[[HourResult], None] = lambda _: None) -> list[HourResult]:
     """Build every hour a not-yet-read Bronze file holds, then record those files as read. Hours
     before `complete_from_ms` (Bronze's retention cutoff: older hours are no longer whole in
-    Bronze) get the new files' rows added (`append_hour`) instead of being rebuilt."""
-    hours, new, files, filesystem = pending_hours(paths)
+    Bronze) get the new files' rows added (`append_hour`) instead of being rebuilt. `pending`: what
+    `pending_hours` returned just before, so the listing (and its footer reads) is not done twice."""
+    hours, new, files, filesystem = pending or pending_hours(paths)
     results = []
     for hour_ms in hours:
         if complete_from_ms is not None and hour_ms < complete_from_ms:

@@ -24,3 +24,14 @@ class LakeTables:
 
     def silver_paths(self) -> LakePaths:
         return LakePaths(self.bronze, self.silver, self.silver_rejected, self.ledger)
+
+
+def dates(table_uri: str) -> list[str]:
+    """The `date` partitions a table holds, from its log (none if there is no such table)."""
+    from deltalake import DeltaTable
+    from deltalake.exceptions import TableNotFoundError
+
+    try:
+        return sorted({partition["date"] for partition in DeltaTable(table_uri).partitions()})
+    except TableNotFoundError:
+        return []
