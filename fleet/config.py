@@ -96,6 +96,9 @@ class FlinkConfig:
     # Flink's S3 filesystem (s3:// Bronze, checkpoints): "" is AWS itself; a URL (moto, MinIO) is
     # reached path-style, with the AWS_* environment's keys or, absent those, dummy ones.
     s3_endpoint: str
+    # Flink's Prometheus reporter (flink-metrics-prometheus): the port its /metrics is served on,
+    # 0 = no reporter. `telemetry live` gives each job its own ([live] *_metrics_port).
+    prometheus_port: int
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,30 @@ class FaultSettings:
 
 
 @dataclass(frozen=True)
+class LiveSettings:
+    """`telemetry live` (`make run`): the whole platform on this machine, its fleet and its ports."""
+
+    vehicles: int  # the simulated fleet (seed rates, ~1.18 events/s per vehicle)
+    seed: int
+    round_s: float  # faults are planned per round of this much event time; rounds follow each other
+    low_batteries_per_round: int
+    geofence_exits_per_round: int
+    offline_vehicles_per_round: int  # each silent for offline_s: long enough for an offline alert
+    offline_s: float
+    duplicates_per_round: int
+    malformed_per_round: int
+    schema_invalid_per_round: int
+    bridges: int  # MQTT→Kafka bridges in one shared-subscription group
+    refresh_s: float  # the terminal status is redrawn this often
+    map_port: int  # the fleet map (http://host:map_port/)
+    metrics_port: int  # telemetry live's own /metrics (what the status shows)
+    sim_metrics_port: int
+    bridge_metrics_port: int  # bridge i serves /metrics and /healthz on bridge_metrics_port + i
+    pipeline_metrics_port: int  # the pipeline's Flink Prometheus reporter
+    alerts_metrics_port: int  # the anomaly job's
+
+
+@dataclass(frozen=True)
 class PlatformConfig:
     profile: str
     infra: InfraConfig
@@ -179,6 +206,7 @@ class PlatformConfig:
     lake: LakeSettings
     alerts: AlertSettings
     faults: FaultSettings
+    live: LiveSettings
     schema: ValidationPolicy  # payload limits ([schema]); the rest of the policy keeps its defaults
 
 
@@ -381,6 +409,16 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
     except ValueError as exc:
         raise ConfigError(f"[faults] {exc}") from None
 
+    live = _construct(LiveSettings, dict(_section(raw, "live")), "live")
+    live_ports = [live.map_port, live.metrics_port, live.sim_metrics_port, live.pipeline_metrics_port, live.alerts_metrics_port,
+                  *(live.bridge_metrics_port + i for i in range(max(live.bridges, 0)))]
+    if live.vehicles < 1 or live.bridges < 1 or live.round_s < 60 or live.refresh_s <= 0:
+        raise ConfigError("[live] vehicles >= 1, bridges >= 1, round_s >= 60 and refresh_s > 0")
+    if any(not 0 < port < 65536 for port in live_ports) or len(set(live_ports)) != len(live_ports):
+        raise ConfigError(f"[live] ports must be distinct TCP ports (bridge i uses bridge_metrics_port + i): {live_ports}")
+    if not 0 <= flink.prometheus_port < 65536:
+        raise ConfigError(f"[flink] prometheus_port={flink.prometheus_port} is not a TCP port (0: off)")
+
     schema_raw = dict(_section(raw, "schema"))
     limits = {"max_payload_bytes", "max_depth", "max_string_chars", "max_list_items"}
     if set(schema_raw) != limits:
@@ -395,7 +433,7 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
 
     return PlatformConfig(
         profile=profile, infra=infra, kafka=KafkaConfig(bootstrap, topics, transaction_timeout, broker_max_transaction_timeout, max_record_bytes), flink=flink, aws=aws,
-        pipeline=pipeline, stores=stores, lake=lake, alerts=alerts, faults=faults, schema=schema,
+        pipeline=pipeline, stores=stores, lake=lake, alerts=alerts, faults=faults, live=live, schema=schema,
     )
 
 
