@@ -121,6 +121,19 @@ class LocalVehicleStatusStore:
         )
         return _status_from_row(rows[0]) if rows else None
 
+    def status_rows(self, columns: Sequence[str] = _STATUS_COLUMNS) -> list[tuple[Any, ...]]:
+        """Every vehicle's stored status as plain tuples of `columns`, in vehicle_id order, in one query.
+
+        For readers of the whole fleet (the live map, every 2 s): at 50,000 vehicles the query takes
+        ~0.08 s here, and building a VehicleStatus per row would add ~0.14-0.3 s more (measured), so
+        callers get the row values as SQLite returns them (booleans as 0/1/None).
+        """
+        unknown = [c for c in columns if c not in _STATUS_COLUMNS]
+        if unknown or not columns:
+            raise ValueError(f"status columns {unknown or '(none)'}: choose from {', '.join(_STATUS_COLUMNS)}")
+        # The names are checked against the schema above, so formatting them into the SQL is safe.
+        return self._db.query(f"SELECT {', '.join(columns)} FROM vehicle_status ORDER BY vehicle_id")
+
     def erase(self, subject: ErasureSubject) -> int:
         where, params = subject.sql_where("last_seen_ms")
         with self._db.transaction() as conn:

@@ -392,6 +392,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_faults_parsers(commands, add, _config)
     add_lake_parser(commands, add, _config)
 
+    from fleet.live.map_cli import add_parser as add_map_parser
+
+    add_map_parser(commands, add, _config)
+
     stores_cmd = commands.add_parser("stores", help="the hot store and vehicle status backends").add_subparsers(dest="action", required=True)
     add(stores_cmd, "init", cmd_stores_init, "create the Timestream database/table and DynamoDB table if the profile uses them")
 

@@ -168,3 +168,15 @@ def test_a_status_sqlite_refuses_is_returned_and_the_others_are_written(store: L
     [(refused, reason)] = result.refused
     assert refused == bad and reason.startswith("refused by SQLite: OverflowError")
     assert store.get(1) is not None and store.get(3) is not None and store.get(2) is None
+
+
+def test_status_rows_reads_every_vehicle_in_id_order_with_the_chosen_columns(store: LocalVehicleStatusStore):
+    store.upsert([status(7, 1000, in_use=True), status(3, 2000, battery_percent=9), status(5, 1500, online=False)])
+    store.mark_offline(7, 1000)
+    assert store.status_rows(("vehicle_id", "battery_percent", "in_use", "online")) == [
+        (3, 9, None, 1), (5, 68, None, 0), (7, 68, 1, 0),
+    ]
+    full = store.status_rows()
+    assert [VehicleStatus(*row) for row in full][0] == status(3, 2000, battery_percent=9)
+    with pytest.raises(ValueError, match="speed; DROP"):
+        store.status_rows(("vehicle_id", "speed; DROP"))
