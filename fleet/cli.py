@@ -396,6 +396,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_map_parser(commands, add, _config)
 
+    from fleet.live.command import add_parser as add_live_parser
+
+    add_live_parser(commands)
+
     stores_cmd = commands.add_parser("stores", help="the hot store and vehicle status backends").add_subparsers(dest="action", required=True)
     add(stores_cmd, "init", cmd_stores_init, "create the Timestream database/table and DynamoDB table if the profile uses them")
 

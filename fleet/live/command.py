@@ -1,0 +1,278 @@
+"""`telemetry live` (the README's `make run`): the whole platform on this machine, until Ctrl-C.
+
+    local servers (Kafka, Mosquitto, moto) → topics → vehicle registry
+    → telemetry pipeline + alerts job (MiniCluster each, from their committed offsets)
+    → MQTT→Kafka bridge(s) → simulated fleet over MQTT (rounds of faults)
+    → live status (terminal, <run_dir>/live/status.json, /metrics) + the fleet map (http)
+
+Ctrl-C (or SIGTERM) stops the fleet first, then the bridges, then the jobs, then the servers this
+command started (servers already running before are left running), and checks that no process of
+any child's group is left. The data stays in the run folder: the next start resumes from the jobs'
+committed offsets, and `telemetry query …` reads the stores meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from fleet.config import PlatformConfig
+from fleet.live.fleet_rounds import sim_argv
+from fleet.live.processes import Children
+
+_JOB_START_TIMEOUT_S = 240.0
+JOB_UPTIME = ("jobmanager_job_uptime",)  # Flink's reporter: flink_jobmanager_job_uptime (ms, > 0 once RUNNING)
+_STOP_ORDER = ("sim", "bridge-0", "bridge-1", "bridge-2", "bridge-3", "pipeline", "alerts")
+
+
+def add_parser(commands: argparse._SubParsersAction) -> None:
+    sub = commands.add_parser("live", help="run the whole platform locally with a live status (make run)",
+                              description=__doc__.splitlines()[0])
+    sub.add_argument("--vehicles", type=int, default=None, help="simulated fleet size (default: [live] vehicles)")
+    sub.add_argument("--bridges", type=int, default=None, help="MQTT→Kafka bridges in one group (default: [live] bridges)")
+    sub.add_argument("--stop-after-s", type=float, default=None, help="stop by itself after this long (default: at Ctrl-C)")
+    sub.add_argument("--plain", action="store_true", help="one status line per --print-every-s instead of the redrawn panel "
+                     "(the default when stdout is not a terminal)")
+    sub.add_argument("--print-every-s", type=float, default=10.0, help="plain mode: seconds between status lines")
+    sub.add_argument("--no-map", action="store_true", help="do not serve the fleet map")
+    sub.set_defaults(func=_cmd_live)
+
+
+def _cmd_live(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from fleet.config import ConfigError, load_config
+
+    config = load_config(args.profile, args.set)
+    live = config.live
+    if args.vehicles is not None or args.bridges is not None:
+        live = replace(live, vehicles=args.vehicles or live.vehicles, bridges=args.bridges or live.bridges)
+        if live.vehicles < 1 or not 1 <= live.bridges <= 4:
+            raise ConfigError("--vehicles must be >= 1 and --bridges 1..4")
+        config = replace(config, live=live)
+    return LivePlatform(config, cli=_cli_prefix(args)).run(
+        stop_after_s=args.stop_after_s, plain=args.plain or not sys.stdout.isatty(), print_every_s=args.print_every_s,
+        serve_map=not args.no_map,
+    )
+
+
+def _cli_prefix(args: argparse.Namespace) -> list[str]:
+    """How a child runs `telemetry` with this command's profile and overrides."""
+    script = Path(sys.executable).with_name("telemetry")
+    base = [str(script)] if script.exists() else [sys.executable, "-m", "fleet.cli"]
+    return [*base, "--profile", str(args.profile), *(item for value in args.set for item in ("--set", value))]
+
+
+class LivePlatform:
+    def __init__(self, config: PlatformConfig, *, cli: list[str]):
+        self.config = config
+        self.cli = cli
+        self.folder = config.infra.run_dir / "live"
+        self.children = Children(self.folder)
+        self._stop = threading.Event()
+        self._round = 0
+        self._cpu: dict[str, tuple[float, float]] = {}
+        self._sim_failures = 0
+
+    # -- the whole run ---------------------------------------------------------------------------
+
+    def run(self, *, stop_after_s: float | None, plain: bool, print_every_s: float, serve_map: bool) -> int:
+        from infra.manager import LocalInfra, format_status
+
+        config, live = self.config, self.config.live
+        if config.infra.mqtt_auth:
+            print("telemetry live: the simulated fleet publishes without per-vehicle credentials; "
+                  "run it with infra.mqtt_auth=false (the default)", file=sys.stderr)
+            return 2
+        previous = {sig: signal.signal(sig, lambda *_: self._stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        infra = LocalInfra(config.infra)
+        already_up = {s.name for s in infra.status() if s.healthy}
+        started_servers: list[str] = []
+        collector = map_server = metrics_server = None
+        code = 0
+        try:
+            say = print
+            say(f"telemetry live: run folder {config.infra.run_dir}; logs of every process in {self.folder}")
+            say("[1/5] local servers")
+            rows = infra.up()
+            started_servers = [s.name for s in rows if s.name not in already_up]
+            say(format_status(rows))
+            say("[2/5] topics and the vehicle registry")
+            self._topics_and_registry()
+            say("[3/5] jobs: telemetry pipeline and alerts on MiniClusters, from their committed offsets")
+            self._start_jobs()
+            from fleet.live.collector import Collector
+
+            collector = Collector(config, processes=self._process_rows)
+            collector.prepare()  # baselines before the fleet sends anything
+            collector.start()
+            say(f"[4/5] {live.bridges} MQTT→Kafka bridge(s) and {live.vehicles:,} simulated vehicles over MQTT")
+            self._start_bridges()
+            self._start_sim()
+            if serve_map:
+                from fleet.live.map_server import MapServer
+
+                map_server = MapServer(config, host=config.infra.host, port=live.map_port, metrics=collector.history)
+                map_server.start()
+            from fleet.live.live_metrics import serve_live_metrics
+
+            metrics_server = serve_live_metrics(collector, config.infra.host, live.metrics_port)
+            map_url = map_server.url if map_server else "(off)"
+            say(f"[5/5] live: map {map_url} · metrics http://{config.infra.host}:{live.metrics_port}/metrics · "
+                f"status {self.folder / 'status.json'} · Ctrl-C stops")
+            self._watch(collector, map_url=map_url, plain=plain, print_every_s=print_every_s, stop_after_s=stop_after_s)
+        except Exception as exc:  # noqa: BLE001 - stop what was started, then report
+            print(f"telemetry live: {type(exc).__name__}: {exc}", file=sys.stderr)
+            code = 1
+        finally:
+            print("stopping: fleet, bridges, jobs …", flush=True)
+            codes = self.children.stop_all(_STOP_ORDER)
+            for server in (map_server,):
+                if server is not None:
+                    server.stop()
+            if metrics_server is not None:
+                metrics_server.shutdown()
+            if collector is not None:
+                collector.stop()
+                self._write_status(collector.snapshot())
+            if started_servers:
+                infra.down(started_servers)
+            survivors = self.children.survivors()
+            print("stopped " + ", ".join(f"{name} (exit {rc})" for name, rc in codes.items())
+                  + (f"; servers stopped: {', '.join(started_servers)}" if started_servers else "")
+                  + (f"; left running (they were up before): {', '.join(sorted(already_up))}" if already_up else ""))
+            if survivors:
+                print("LEFT RUNNING (not stopped): " + "; ".join(f"{pid} {cmd[:120]}" for pid, cmd in survivors), file=sys.stderr)
+                code = code or 1
+            else:
+                print(f"no process left: checked every process group of the {len(codes)} children")
+            print(f"the data stays in {self.config.infra.run_dir}; the next `telemetry live` resumes from the committed offsets")
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return code
+
+    # -- set-up ----------------------------------------------------------------------------------
+
+    def _topics_and_registry(self) -> None:
+        from connectors.kafka_topics import admin_client, ensure_topics, format_reports
+        from connectors.vehicle_registry_topic import publish_registry
+        from device_sim.registry import registry_records
+
+        kafka = self.config.kafka
+        print(format_reports(ensure_topics(admin_client(kafka.bootstrap_servers), kafka.topics)))
+        first = 10_000  # device_sim's first vehicle id
+        ids = list(range(first, first + self.config.live.vehicles))
+        count = publish_registry(kafka.bootstrap_servers, kafka.topic("registry").name, registry_records(ids, seed=self.config.live.seed))
+        print(f"vehicle registry: {count:,} vehicles ({ids[0]}…{ids[-1]}) in {kafka.topic('registry').name}")
+
+    def _start_jobs(self) -> None:
+        """One job after the other, each waited for until RUNNING: two MiniClusters booting at once on
+        two cores take twice as long each, and a fleet sending meanwhile only builds a backlog."""
+        live = self.config.live
+        for name, port in (("pipeline", live.pipeline_metrics_port), ("alerts", live.alerts_metrics_port)):
+            started = time.monotonic()
+            self.children.start(name, [*self.cli, "--set", f"flink.prometheus_port={port}", "run", name, "--start", "committed"])
+            self._wait_running(name, port)
+            print(f"      {name}: running after {time.monotonic() - started:.0f} s", flush=True)
+
+    def _wait_running(self, name: str, port: int, timeout_s: float = _JOB_START_TIMEOUT_S) -> None:
+        """Until the job's Flink reporter says it is up (job uptime > 0)."""
+        from fleet.live.prom_scrape import pick, scrape
+
+        child = self.children.get(name)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and not self._stop.is_set():
+            if child.exit_code() is not None:
+                raise RuntimeError(f"the {name} job exited ({child.exit_code()}) while starting; its log {child.log}:\n{child.log_tail()}")
+            uptime = pick(scrape(self.config.infra.host, port), *JOB_UPTIME)
+            if uptime is not None and uptime > 0:
+                return
+            time.sleep(1.0)
+        if not self._stop.is_set():
+            raise RuntimeError(f"the {name} job was not running after {timeout_s:.0f} s (no uptime on its /metrics port {port}); "
+                               f"its log {child.log}:\n{child.log_tail()}")
+
+    def _start_bridges(self) -> None:
+        live = self.config.live
+        for i in range(live.bridges):
+            self.children.start(f"bridge-{i}", [*self.cli, "bridge", "--client-id", f"telemetry-live-bridge-{i}",
+                                                "--metrics-port", str(live.bridge_metrics_port + i), "--stats-every", "30"])
+
+    def _start_sim(self) -> None:
+        infra = self.config.infra
+        self.children.start("sim", sim_argv(self.cli, self.config.live, vehicles=self.config.live.vehicles,
+                                            round_index=self._round, mqtt=f"{infra.host}:{infra.mqtt_port}"))
+
+    # -- while it runs ---------------------------------------------------------------------------
+
+    def _watch(self, collector: Any, *, map_url: str, plain: bool, print_every_s: float, stop_after_s: float | None) -> None:
+        from fleet.live.status_view import plain_line, render
+
+        deadline = None if stop_after_s is None else time.monotonic() + stop_after_s
+        refresh = self.config.live.refresh_s
+        last_print = 0.0
+        live_view = None
+        if not plain:
+            from rich.live import Live
+
+            live_view = Live(render({}, map_url=map_url, run_dir=str(self.config.infra.run_dir)), refresh_per_second=4, screen=False)
+            live_view.start()
+        try:
+            while not self._stop.wait(refresh):
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                self._keep_fleet_going()
+                snapshot = collector.snapshot()
+                self._write_status(snapshot)
+                if live_view is not None:
+                    live_view.update(render(snapshot, map_url=map_url, run_dir=str(self.config.infra.run_dir)))
+                elif time.monotonic() - last_print >= print_every_s:
+                    last_print = time.monotonic()
+                    print(plain_line(snapshot), flush=True)
+        finally:
+            if live_view is not None:
+                live_view.stop()
+
+    def _keep_fleet_going(self) -> None:
+        """A finished round starts the next; a failed simulator is restarted (and counted); a job or
+        bridge that exited is reported in the status with its log, not restarted behind your back
+        (Flink restarts a failing job itself: an exited client means it gave up)."""
+        sim = self.children.get("sim")
+        if sim is None or sim.exit_code() is None:
+            return
+        if sim.exit_code() != 0:
+            self._sim_failures += 1
+            print(f"simulator exited with {sim.exit_code()} (failure {self._sim_failures}); its log:\n{sim.log_tail(10)}", file=sys.stderr)
+            if self._sim_failures > 5:
+                return
+        self._round += 1
+        self._start_sim()
+
+    def _process_rows(self) -> list[dict[str, Any]]:
+        rows = []
+        now = time.monotonic()
+        for child in self.children.all():
+            code = child.exit_code()
+            cpu = child.cpu_s() if code is None else 0.0
+            before = self._cpu.get(child.name)
+            cores = None if before is None or now <= before[0] or cpu < before[1] else round((cpu - before[1]) / (now - before[0]), 3)
+            self._cpu[child.name] = (now, cpu)
+            name = f"{child.name} (round {self._round + 1})" if child.name == "sim" else child.name
+            rows.append({"name": name, "pid": child.pid, "state": "running" if code is None else f"exited {code}", "cores": cores,
+                         "cpu_s": round(cpu, 1), "log": str(child.log)})
+        return rows
+
+    def _write_status(self, snapshot: dict[str, Any]) -> None:
+        if not snapshot:
+            return
+        path = self.folder / "status.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(snapshot, indent=1, default=str))
+        os.replace(tmp, path)

@@ -1,0 +1,54 @@
+"""The live fleet as simulator runs: one `telemetry sim run --output mqtt` per round of `round_s`.
+
+A scenario plans its faults (low batteries, geofence exits, vehicles going offline, re-sends,
+corrupt payloads) over its own duration, so an endless fleet is a sequence of rounds, each with
+faults of its own, each starting at the wall clock (`--start-ms`) with its own seed. The profile's
+fault counts are per round for its vehicle count; a smaller fleet gets proportionally fewer, and
+never more vehicle faults than a quarter of its vehicles (each such fault takes a vehicle).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Sequence
+
+from fleet.config import LiveSettings
+
+_EVENT_FAULTS = {"duplicates": "duplicates_per_round", "malformed": "malformed_per_round",
+                 "schema-invalid": "schema_invalid_per_round"}
+_VEHICLE_FAULTS = {"low-batteries": "low_batteries_per_round", "geofence-exits": "geofence_exits_per_round",
+                   "offline-vehicles": "offline_vehicles_per_round"}
+_PROFILE_FLEET = 2_000  # the fleet the profile's per-round counts are written for
+
+
+def fault_flags(live: LiveSettings, vehicles: int) -> list[str]:
+    """The fault options of one round for a fleet of `vehicles`."""
+    scale = vehicles / _PROFILE_FLEET
+    flags: list[str] = []
+    for flag, key in _EVENT_FAULTS.items():
+        count = getattr(live, key)
+        if count > 0:
+            flags += [f"--{flag}", str(max(1, round(count * scale)))]
+    wanted = {flag: max(1, round(getattr(live, key) * scale)) if getattr(live, key) > 0 else 0 for flag, key in _VEHICLE_FAULTS.items()}
+    room = vehicles // 4
+    total = sum(wanted.values())
+    if total > room:  # too small a fleet: shrink every kind alike
+        wanted = {flag: count * room // total for flag, count in wanted.items()}
+    for flag, count in wanted.items():
+        if count > 0:
+            flags += [f"--{flag}", str(count)]
+    if wanted.get("offline-vehicles"):
+        flags += ["--offline-s", f"{live.offline_s:g}"]
+    return flags
+
+
+def sim_argv(cli: Sequence[str], live: LiveSettings, *, vehicles: int, round_index: int, mqtt: str,
+             start_ms: int | None = None) -> list[str]:
+    """`telemetry … sim run` for round `round_index` (0, 1, …) of the live fleet."""
+    return [
+        *cli, "sim", "run", "--output", "mqtt", "--mqtt", mqtt,
+        "--vehicles", str(vehicles), "--seed", str(live.seed + round_index), "--knob-seed", str(round_index + 1),
+        "--duration-s", f"{live.round_s:g}", "--start-ms", str(start_ms if start_ms is not None else int(time.time() * 1000)),
+        "--report-every-s", "30", "--metrics-port", str(live.sim_metrics_port),
+        *fault_flags(live, vehicles),
+    ]

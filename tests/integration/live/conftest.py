@@ -1,0 +1,115 @@
+"""`live_platform`: the whole `telemetry live` running once for this package's tests, in a run folder
+of its own on free ports, stopped with SIGINT (what Ctrl-C sends) at the end if a test has not.
+
+The tests in this package share it in file order (pytest's): the status, the map, Prometheus, then
+the Ctrl-C stop and the resume from committed offsets, which stops it."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from fleet.config import PlatformConfig, load_config
+from infra.process import free_port
+
+LIVE_VEHICLES = 300  # ~350 events/s at the seed's rates: small, so the suite's other work is not slowed
+STEADY_TIMEOUT_S = 300.0
+
+
+@dataclass
+class RunningPlatform:
+    config: PlatformConfig
+    overrides: list[str]
+    log: Path
+    process: subprocess.Popen | None = None
+    starts: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)  # what one test leaves for the next
+
+    @property
+    def status_file(self) -> Path:
+        return self.config.infra.run_dir / "live" / "status.json"
+
+    @property
+    def map_url(self) -> str:
+        return f"http://{self.config.infra.host}:{self.config.live.map_port}/"
+
+    def cli(self, *args: str) -> list[str]:
+        """argv of `telemetry` with this platform's profile and overrides."""
+        return [str(Path(sys.executable).with_name("telemetry")), *(x for o in self.overrides for x in ("--set", o)), *args]
+
+    def start(self) -> None:
+        self.status_file.unlink(missing_ok=True)
+        self.starts += 1
+        with self.log.open("ab") as out:
+            out.write(f"\n=== start {self.starts}\n".encode())
+            out.flush()
+            self.process = subprocess.Popen(  # noqa: S603
+                self.cli("live", "--vehicles", str(LIVE_VEHICLES), "--plain", "--print-every-s", "5"),
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+
+    def status(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.status_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def wait_for(self, check, *, timeout_s: float, what: str) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise AssertionError(f"telemetry live exited ({self.process.returncode}) waiting for {what}:\n{self.log_tail()}")
+            status = self.status()
+            if status and check(status):
+                return status
+            time.sleep(1.0)
+        raise AssertionError(f"no {what} within {timeout_s:.0f} s; last status {json.dumps(self.status())[:2000]}\n{self.log_tail()}")
+
+    def wait_steady(self) -> dict[str, Any]:
+        return self.wait_for(lambda s: s.get("steady"), timeout_s=STEADY_TIMEOUT_S, what="steady live status")
+
+    def interrupt(self, timeout_s: float = 120.0) -> int:
+        """SIGINT, as Ctrl-C in its terminal; the exit code."""
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)
+        try:
+            return self.process.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+            raise AssertionError(f"telemetry live did not stop within {timeout_s:.0f} s of SIGINT:\n{self.log_tail()}") from None
+
+    def log_tail(self, lines: int = 40) -> str:
+        return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def live_overrides(run_dir: Path) -> list[str]:
+    ports = iter({free_port() for _ in range(30)})
+    names = ["infra.kafka_port", "infra.kafka_controller_port", "infra.mqtt_port", "infra.moto_port", "live.map_port",
+             "live.metrics_port", "live.sim_metrics_port", "live.bridge_metrics_port", "live.pipeline_metrics_port",
+             "live.alerts_metrics_port"]
+    return [f"infra.run_dir={run_dir}", *(f"{name}={next(ports)}" for name in names)]
+
+
+@pytest.fixture(scope="package")
+def live_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
+    run_dir = tmp_path_factory.mktemp("live-run")
+    overrides = live_overrides(run_dir)
+    platform = RunningPlatform(load_config("local", overrides), overrides, run_dir / "telemetry-live.log")
+    platform.start()
+    try:
+        platform.wait_steady()
+        yield platform
+    finally:
+        if platform.process is not None and platform.process.poll() is None:
+            platform.interrupt()
+        subprocess.run(platform.cli("infra", "down"), capture_output=True, timeout=120)  # noqa: S603 - servers a test left up
