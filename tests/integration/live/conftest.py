@@ -46,6 +46,9 @@ class RunningPlatform:
         """argv of `telemetry` with this platform's profile and overrides."""
         return [str(Path(sys.executable).with_name("telemetry")), *(x for o in self.overrides for x in ("--set", o)), *args]
 
+    def cli_run(self, *args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess:
+        return subprocess.run(self.cli(*args), capture_output=True, text=True, timeout=timeout_s)  # noqa: S603
+
     def start(self) -> None:
         self.status_file.unlink(missing_ok=True)
         self.starts += 1
