@@ -91,6 +91,10 @@ class LivePlatform:
             print("telemetry live: the simulated fleet publishes without per-vehicle credentials; "
                   "run it with infra.mqtt_auth=false (the default)", file=sys.stderr)
             return 2
+        busy = self._busy_ports()
+        if busy:
+            print("telemetry live: " + "; ".join(busy), file=sys.stderr)
+            return 2
         previous = {sig: signal.signal(sig, lambda *_: self._stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
         infra = LocalInfra(config.infra)
         already_up = {s.name for s in infra.status() if s.healthy}
@@ -159,6 +163,17 @@ class LivePlatform:
         return code
 
     # -- set-up ----------------------------------------------------------------------------------
+
+    def _busy_ports(self) -> list[str]:
+        """The [live] ports another process holds, each with the setting that moves it."""
+        from infra.process import port_open
+
+        live, host = self.config.live, self.config.infra.host
+        ports = {"map_port": live.map_port, "metrics_port": live.metrics_port, "sim_metrics_port": live.sim_metrics_port,
+                 "pipeline_metrics_port": live.pipeline_metrics_port, "alerts_metrics_port": live.alerts_metrics_port,
+                 **{f"bridge_metrics_port (+{i})": live.bridge_metrics_port + i for i in range(live.bridges)}}
+        return [f"{host}:{port} ([live] {key}) is in use by another process: stop it, or --set live.{key.split(' ')[0]}=<port>"
+                for key, port in ports.items() if port_open(host, port)]
 
     def _topics_and_registry(self) -> None:
         from connectors.kafka_topics import admin_client, ensure_topics, format_reports
