@@ -4,8 +4,9 @@ plus the platform's own classes built by Maven from connectors/jvm/fleet-flink/.
 `fetch()` runs Maven once per content of the poms and Java sources, per profile, and records
 completion; after that it is a no-op that touches no network. Jobs ask `flink_jar_urls()` (the
 `flink` profile: connectors, formats, Hadoop client and our fleet-flink jar) and
-`flink_plugins_dir()` (Flink's S3 filesystem, a plugin: never on pipeline.jars); the local broker
-asks `kafka_broker_classpath()`. Nothing else hard-codes a jar path.
+`flink_plugins_dir()` (Flink's S3 filesystem, a plugin: never on pipeline.jars) and
+`prometheus_reporter_jar_urls()` (Flink's Prometheus reporter, for jobs with a metrics port); the
+local broker asks `kafka_broker_classpath()`. Nothing else hard-codes a jar path.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from pathlib import Path
 JVM = Path(__file__).parent / "jvm"
 POM = JVM / "pom.xml"
 FLEET_FLINK = JVM / "fleet-flink"  # our Java classes (EventTimeHourBucketAssigner), built by `mvn package`
-PROFILES = ("flink", "flink-plugins", "kafka-broker")
+PROFILES = ("flink", "flink-plugins", "flink-metrics", "kafka-broker")
 # Flink loads a filesystem plugin from <plugins root>/<plugin name>/*.jar, each in its own classloader.
-_PLUGIN_FOLDERS = {"flink-plugins": "s3-fs-hadoop"}
+_PLUGIN_FOLDERS = {"flink-plugins": "s3-fs-hadoop", "flink-metrics": "metrics-prometheus"}
 _COMPLETE = ".complete"
 
 
@@ -144,6 +145,14 @@ def flink_plugins_dir() -> Path | None:
     this jar must never be on pipeline.jars."""
     folder = profile_folder("flink-plugins")
     return folder if (folder / _COMPLETE).is_file() else None
+
+
+def prometheus_reporter_jar_urls() -> list[str]:
+    """file:// URLs of Flink's Prometheus reporter (flink-metrics-prometheus, the `flink-metrics`
+    profile), for pipeline.jars of a local MiniCluster: it has no plugin manager, and finds
+    reporters only through the context classloader PyFlink builds from pipeline.jars (measured;
+    see jobs/flink_env.py)."""
+    return [jar.as_uri() for jar in installed("flink-metrics").jars]
 
 
 def kafka_broker_classpath() -> str:

@@ -9,6 +9,22 @@ s3:// paths (Bronze, checkpoints) go through Flink's S3 filesystem, a plugin. Fl
 cluster processes load plugins from FLINK_PLUGINS_DIR, but a local MiniCluster loads none, so
 `create_env` hands the plugin from connectors.jars to the JVM's FileSystem itself, configured with
 the job's `s3.*` settings (`[flink] s3_endpoint`: "" is AWS, a URL such as moto's is path-style).
+
+Flink's Prometheus reporter (`[flink] prometheus_port` > 0) serves the job's metrics — Flink's own
+and the counters our functions register — on http://<host>:<port>/metrics. How a MiniCluster inside
+PyFlink's gateway JVM finds it, measured here (PyFlink 2.2.1, a small job, /metrics polled):
+  - pipeline.jars: works. PyFlink adds pipeline.jars to the context classloader of the gateway
+    thread (`Configuration.set_string` → `add_jars_to_context_class_loader`), and the MiniCluster,
+    started from that thread by `execute()`, looks reporter factories up with `ServiceLoader` on
+    it. This is what `prometheus_settings` does, with the `flink-metrics` jar profile (Maven Central).
+  - the plugins folder: never loaded. PyPI's package ships pyflink/plugins/metrics-prometheus/ and
+    the gateway is given FLINK_PLUGINS_DIR, but the MiniCluster has no plugin manager
+    (PerJobMiniClusterFactory builds its MiniClusterConfiguration without one): no endpoint.
+  - FLINK_LIB_DIR: ignored unless FLINK_HOME is set too (pyflink's find_flink_home overwrites it).
+  - HADOOP_CLASSPATH: works (the gateway appends it to its -cp), but it is Hadoop's variable.
+The reporter binds every interface (Flink 2.2.1's PrometheusReporter opens `InetSocketAddress(port)`:
+it has no host setting). On a cluster, reporters are cluster configuration, not a job's: the
+standalone cluster (infra/flink_cluster.py) and the Kubernetes image load it from plugins/.
 """
 
 from __future__ import annotations
@@ -83,10 +99,31 @@ def s3_settings(endpoint: str, environ: dict[str, str] | None = None) -> dict[st
     }
 
 
+PROMETHEUS_REPORTER_FACTORY = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
+
+
+def prometheus_settings(port: int) -> dict[str, str]:
+    """The reporter `prom` serving /metrics on `port`; nothing for port 0."""
+    if port <= 0:
+        return {}
+    return {
+        "metrics.reporter.prom.factory.class": PROMETHEUS_REPORTER_FACTORY,
+        "metrics.reporter.prom.port": str(port),
+    }
+
+
+def _pipeline_jars(config: FlinkConfig) -> list[str]:
+    """Connector jars, plus the reporter when there is a metrics port (see the module doc)."""
+    urls = jars.flink_jar_urls()
+    if config.prometheus_port > 0:
+        urls += jars.prometheus_reporter_jar_urls()
+    return urls
+
+
 def flink_configuration(config: FlinkConfig, *, extra: dict[str, str] | None = None) -> Configuration:
     conf = Configuration()
     settings = {
-        **({} if os.environ.get(JARS_IN_FLINK_LIB) else {"pipeline.jars": ";".join(jars.flink_jar_urls())}),
+        **({} if os.environ.get(JARS_IN_FLINK_LIB) else {"pipeline.jars": ";".join(_pipeline_jars(config))}),
         "python.execution-mode": config.execution_mode,
         "python.executable": sys.executable,
         "python.client.executable": sys.executable,
@@ -110,6 +147,7 @@ def flink_configuration(config: FlinkConfig, *, extra: dict[str, str] | None = N
         # they were handed.
         "pipeline.object-reuse": "true",
         **s3_settings(config.s3_endpoint),
+        **prometheus_settings(config.prometheus_port),
         **(extra or {}),
     }
     for key, value in settings.items():

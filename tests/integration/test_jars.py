@@ -24,12 +24,17 @@ def test_fetch_is_idempotent_and_offline_after_the_first(monkeypatch):
     assert not any(n.startswith("slf4j-api") for n in names["flink"])  # Flink brings its own
     assert any(n.startswith("kafka_2.13-4.") for n in names["kafka-broker"])
     assert any(n.startswith("log4j-core-") for n in names["kafka-broker"])
+    # Flink's Prometheus reporter, as the plugin folder a cluster would load it from.
+    assert [j.relative_to(again["flink-metrics"].folder).as_posix() for j in again["flink-metrics"].jars] == [
+        "metrics-prometheus/flink-metrics-prometheus-2.2.1.jar"]
 
 
 def test_jar_paths_come_from_one_place():
     urls = jars.flink_jar_urls()
     assert urls and all(u.startswith("file://") and u.endswith(".jar") for u in urls)
     assert "kafka_2.13" in jars.kafka_broker_classpath()
+    [reporter] = jars.prometheus_reporter_jar_urls()
+    assert reporter.startswith("file://") and reporter.endswith("/flink-metrics-prometheus-2.2.1.jar")
 
 
 def test_a_missing_cache_says_how_to_fill_it(monkeypatch, tmp_path):
