@@ -59,6 +59,17 @@ class TracePoint:
 
 
 @dataclass(frozen=True, slots=True)
+class ZoneCount:
+    """Points of one zone (the geohash-6 zone_id stored with each point) in a time window."""
+
+    zone_id: str
+    events: int
+    vehicles: int  # distinct vehicles among them
+    first_ms: int
+    last_ms: int
+
+
+@dataclass(frozen=True, slots=True)
 class RejectedPoint:
     point: TelemetryPoint
     reason: str

@@ -25,6 +25,7 @@ from connectors.hot_store import (
     TelemetryPoint,
     TracePoint,
     WriteResult,
+    ZoneCount,
     wants_points,
 )
 from connectors.erasure_subject import ErasureSubject
@@ -45,7 +46,11 @@ _TELEMETRY_COLUMNS = (
 
 # WITHOUT ROWID makes the primary key the table's clustered b-tree: the trace query
 # (vehicle_id = ? AND time_ms range, ordered by time) is a range scan of that key, so it needs no
-# second index. Retention deletes by time across all vehicles, hence the time_ms index.
+# second index. Retention deletes by time across all vehicles, and events per zone count a time
+# range: one index on (time_ms, zone_id) serves both, and covers the zone count (an entry also
+# holds the primary key, so vehicle_id too): on 3 M points, 1.2 M of them in the last hour, the
+# count took 4.5 s through a time_ms-only index (a table look-up per point) and 0.8 s covered.
+# Files written before it get the new index on their next open (about 2 s per 3 M points).
 _TELEMETRY_SCHEMA = (
     """
     CREATE TABLE IF NOT EXISTS telemetry (
@@ -68,7 +73,8 @@ _TELEMETRY_SCHEMA = (
         PRIMARY KEY (vehicle_id, time_ms)
     ) WITHOUT ROWID
     """,
-    "CREATE INDEX IF NOT EXISTS telemetry_by_time ON telemetry (time_ms)",
+    "CREATE INDEX IF NOT EXISTS telemetry_by_time_zone ON telemetry (time_ms, zone_id)",
+    "DROP INDEX IF EXISTS telemetry_by_time",
 )
 
 _UPSERT_POINT = (
@@ -162,6 +168,19 @@ class LocalHotStore:
             sql += " LIMIT ?"
             params.append(limit)
         return [TracePoint(*row) for row in self._db.query(sql, params)]
+
+    def zone_counts(self, since_ms: int, until_ms: int | None = None) -> list[ZoneCount]:
+        """Events per zone with a time in [since_ms, until_ms], most events first (then by zone_id)."""
+        sql = (
+            "SELECT zone_id, count(*) AS events, count(DISTINCT vehicle_id), min(time_ms), max(time_ms) "
+            "FROM telemetry WHERE time_ms >= ?"
+        )
+        params: list[Any] = [since_ms]
+        if until_ms is not None:
+            sql += " AND time_ms <= ?"
+            params.append(until_ms)
+        sql += " GROUP BY zone_id ORDER BY events DESC, zone_id"
+        return [ZoneCount(*row) for row in self._db.query(sql, params)]
 
     def enforce_retention(self, now_ms: int) -> int:
         cutoff_ms = now_ms - self.retention_hours * _HOUR_MS

@@ -117,55 +117,6 @@ def cmd_run_pipeline(args: argparse.Namespace) -> int:
     return 0
 
 
-def _since_ms(text: str) -> int:
-    """'1h', '30m', '2d', '90s' ago, or an ISO-8601 time."""
-    from udfs.telemetry_schema import parse_timestamp_ms
-
-    units = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
-    if text[-1:] in units and text[:-1].isdigit():
-        return int(time.time() * 1000) - int(text[:-1]) * units[text[-1]]
-    parsed = parse_timestamp_ms(text)
-    if parsed is None:
-        raise ConfigError(f"--since {text!r}: a duration like 1h, 30m, 2d, or ISO-8601 like 2025-01-15T14:00:00Z")
-    return parsed
-
-
-def cmd_query_trace(args: argparse.Namespace) -> int:
-    from connectors.hot_store import open_hot_store
-    from udfs.telemetry_schema import format_timestamp_ms
-
-    store = open_hot_store(_config(args).stores)
-    try:
-        points = store.trace(args.vehicle, since_ms=_since_ms(args.since), limit=args.limit)
-    finally:
-        store.close()
-    print(f"{'time':<25} {'latitude':>10} {'longitude':>11} {'speed_kmh':>9}")
-    for point in points:
-        speed = "" if point.speed_kmh is None else f"{point.speed_kmh:.1f}"
-        print(f"{format_timestamp_ms(point.time_ms):<25} {point.latitude:>10.6f} {point.longitude:>11.6f} {speed:>9}")
-    print(f"({len(points)} points, newest first)")
-    return 0
-
-
-def cmd_query_status(args: argparse.Namespace) -> int:
-    from dataclasses import asdict
-
-    from connectors.hot_store import open_status_store
-    from udfs.telemetry_schema import format_timestamp_ms
-
-    store = open_status_store(_config(args).stores)
-    try:
-        status = store.get(args.vehicle)
-    finally:
-        store.close()
-    if status is None:
-        print(f"vehicle {args.vehicle}: no status yet")
-        return 7
-    for key, value in asdict(status).items():
-        print(f"{key:<16} {format_timestamp_ms(value) if key == 'last_seen_ms' else value}")
-    return 0
-
-
 def cmd_registry_load(args: argparse.Namespace) -> int:
     from connectors.vehicle_registry_topic import publish_registry
     from device_sim.fleet_model import Fleet, FleetSpec
@@ -369,13 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
     bridge = add(commands, "bridge", cmd_bridge, "MQTT→Kafka bridge: $share/<group>/telemetry/+ → vehicle-telemetry, rejects → telemetry-dlq")
     add_bridge_arguments(bridge)
 
-    query_cmd = commands.add_parser("query", help="read the hot store and the vehicle status table").add_subparsers(dest="action", required=True)
-    trace = add(query_cmd, "trace", cmd_query_trace, "a vehicle's GPS trace, newest first (the seed's example query)")
-    trace.add_argument("--vehicle", type=int, required=True)
-    trace.add_argument("--since", default="1h", help="a duration (1h, 30m, 2d) or an ISO-8601 time")
-    trace.add_argument("--limit", type=int, default=None)
-    status = add(query_cmd, "status", cmd_query_status, "a vehicle's last known state")
-    status.add_argument("--vehicle", type=int, required=True)
+    from fleet.query_cli import add_parser as add_query_parser
+
+    add_query_parser(commands)
 
     registry_cmd = commands.add_parser("registry", help="the vehicle registry (vehicle_id → vehicle_type)").add_subparsers(dest="action", required=True)
     load = add(registry_cmd, "load", cmd_registry_load, "publish registry records to the compacted vehicle-registry topic")
