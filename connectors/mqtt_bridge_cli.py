@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-in-flight", type=int, default=10_000, help="most messages held unacknowledged")
     parser.add_argument("--delivery-timeout-ms", type=int, default=120_000, help="a Kafka write failing after this is retried via MQTT")
     parser.add_argument("--stats-every", type=float, default=10.0, metavar="SECONDS", help="print counters this often (0: only at the end)")
+    parser.add_argument("--metrics-port", type=int, default=0, metavar="PORT",
+                        help="serve Prometheus /metrics and /healthz on this port (0: off; connectors/bridge_metrics.py)")
+    parser.add_argument("--metrics-host", default="127.0.0.1", help="address /metrics and /healthz listen on")
 
 
 def format_stats(stats: dict[str, Any]) -> str:
@@ -81,6 +84,12 @@ def run_from_args(config: Any, args: argparse.Namespace, environ: dict[str, str]
 
     if args.stats_every > 0:
         threading.Thread(target=report, name="bridge-stats", daemon=True).start()
+    metrics = None
+    if args.metrics_port:
+        from connectors.bridge_metrics import serve_bridge_metrics
+
+        metrics = serve_bridge_metrics(bridge, args.metrics_host, args.metrics_port)
+        print(f"bridge metrics: http://{args.metrics_host}:{metrics.port}/metrics, /healthz", flush=True)
     try:
         bridge.run()
     except BridgeError as exc:
@@ -88,6 +97,8 @@ def run_from_args(config: Any, args: argparse.Namespace, environ: dict[str, str]
         return 1
     finally:
         done.set()
+        if metrics is not None:
+            metrics.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     print("stopped: " + format_stats(bridge.stats()), flush=True)
