@@ -116,9 +116,9 @@ class StoreConfig:
     region: str = "eu-central-1"
     endpoint_url: str | None = None  # moto server locally, None for real AWS
     allow_outside_eu: bool = False  # EU data residency: a region outside the EU only when set
-    timestream_database: str = "mobility"
-    timestream_table: str = "telemetry"
-    dynamodb_table: str = "vehicle-status"
+    timestream_database: str = "mobility"  # the hot store on Timestream: its database
+    timestream_table: str = "telemetry"  # and its table
+    dynamodb_table: str = "vehicle-status"  # the vehicle status table on DynamoDB
 
 
 class HotStore(Protocol):

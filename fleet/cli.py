@@ -320,9 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
     bridge = add(commands, "bridge", cmd_bridge, "MQTT→Kafka bridge: $share/<group>/telemetry/+ → vehicle-telemetry, rejects → telemetry-dlq")
     add_bridge_arguments(bridge)
 
+    from fleet.config_cli import add_parser as add_config_parser
     from fleet.query_cli import add_parser as add_query_parser
 
     add_query_parser(commands)
+    add_config_parser(commands)
 
     registry_cmd = commands.add_parser("registry", help="the vehicle registry (vehicle_id → vehicle_type)").add_subparsers(dest="action", required=True)
     load = add(registry_cmd, "load", cmd_registry_load, "publish registry records to the compacted vehicle-registry topic")

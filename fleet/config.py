@@ -31,16 +31,16 @@ class ConfigError(ValueError):
 
 @dataclass(frozen=True)
 class InfraConfig:
-    run_dir: Path
-    host: str
-    kafka_port: int
-    kafka_controller_port: int
-    kafka_heap: str
-    mqtt_port: int
-    moto_port: int
+    run_dir: Path  # the local servers' data, logs and pid files, the checkpoints, the lake, the stores
+    host: str  # the address every local server listens on and clients connect to
+    kafka_port: int  # the local Kafka broker's client listener
+    kafka_controller_port: int  # its KRaft controller listener
+    kafka_heap: str  # the broker JVM's maximum heap (-Xmx)
+    mqtt_port: int  # the local Mosquitto
+    moto_port: int  # the local moto server (SNS, DynamoDB, Timestream, S3 APIs)
     mqtt_auth: bool  # per-vehicle credentials and ACL on the local Mosquitto
-    mqtt_first_vehicle_id: int
-    mqtt_vehicles: int
+    mqtt_first_vehicle_id: int  # with mqtt_auth: the first vehicle id given credentials
+    mqtt_vehicles: int  # with mqtt_auth: how many ids from there get credentials
 
     @property
     def kafka_address(self) -> str:
@@ -56,8 +56,8 @@ class TopicSpec:
     """A topic as code: what `telemetry topics ensure` creates and compares against the broker."""
 
     role: str
-    name: str
-    partitions: int
+    name: str  # the topic's name on the broker
+    partitions: int  # created with this many; `topics ensure --fix` never changes them
     replication_factor: int
     configs: Mapping[str, str]
 
@@ -81,17 +81,18 @@ class KafkaConfig:
 
 @dataclass(frozen=True)
 class FlinkConfig:
-    parallelism: int
-    execution_mode: str
+    parallelism: int  # every job's default operator parallelism
+    execution_mode: str  # Python UDFs: thread (in the JVM, via pemja) | process (Beam workers)
+    # Exactly-once sinks publish when a checkpoint completes: the floor of ingest→topic latency.
     checkpoint_interval_ms: int
-    checkpoint_dir: str
-    state_backend: str
+    checkpoint_dir: str  # a URI: file:///… or s3://…
+    state_backend: str  # hashmap (state on the JVM heap) | rocksdb (state on local disk)
     restart_strategy: str  # fixed-delay | exponential-delay
     restart_attempts: int  # fixed-delay: in total; exponential-delay: before the backoff resets
     restart_delay_ms: int  # fixed-delay: between attempts; exponential-delay: the first backoff
     restart_max_delay_ms: int  # exponential-delay: the backoff stops growing here
     python_bundle_time_ms: int
-    python_bundle_size: int
+    python_bundle_size: int  # Python output is handed on after at most this many records
     buffer_timeout_ms: int
     # Flink's S3 filesystem (s3:// Bronze, checkpoints): "" is AWS itself; a URL (moto, MinIO) is
     # reached path-style, with the AWS_* environment's keys or, absent those, dummy ones.
@@ -103,17 +104,17 @@ class FlinkConfig:
 
 @dataclass(frozen=True)
 class AwsConfig:
-    region: str
+    region: str  # every AWS client's region; outside the EU only with allow_outside_eu
     endpoint_url: str | None  # None: real AWS
     allow_outside_eu: bool = False  # EU data residency: refused on load unless set
 
 
 @dataclass(frozen=True)
 class PipelineSettings:
-    group_id: str
+    group_id: str  # the pipeline's Kafka consumer group: its committed offsets are where a restart resumes
     transactional_id_prefix: str
     dedup_recent_events: int
-    dedup_ttl_s: int
+    dedup_ttl_s: int  # a vehicle silent this long forgets its recent event times (state TTL)
     registry_file: str
     batch_window_ms: int
     batch_shards: int
@@ -133,25 +134,25 @@ LAKE_TABLES = {  # [lake] key → where the table lives under base_path by defau
 class LakeSettings:
     """The batch lakehouse: Delta tables beside Bronze (URIs) and each layer's retention."""
 
-    silver_path: str
-    silver_rejected_path: str
-    gold_path: str
+    silver_path: str  # Silver: Bronze's rows deduplicated and checked
+    silver_rejected_path: str  # the Bronze rows Silver's checks refused, with the rule
+    gold_path: str  # Gold: hourly aggregates per vehicle
     ledger_path: str  # the Bronze files Silver has read
     audit_path: str  # every retention removal and erasure, one row per layer touched
-    bronze_retention_days: int
-    silver_retention_days: int
-    gold_retention_days: int
+    bronze_retention_days: int  # days of event dates Bronze keeps
+    silver_retention_days: int  # days of event dates Silver keeps
+    gold_retention_days: int  # days of event dates Gold keeps
 
 
 @dataclass(frozen=True)
 class AlertSettings:
-    group_id: str
-    low_battery_percent: float
+    group_id: str  # the anomaly job's Kafka consumer group
+    low_battery_percent: float  # below this, and not charging: one low_battery alert per episode
     battery_rearm_percent: float
     offline_after_s: float
     offline_timer_granularity_ms: int
     service_area: str  # a GeoJSON path
-    sns_topic: str
+    sns_topic: str  # the SNS topic pages are published to (created if missing)
     alert_log: str  # a JSON-lines path
     storm_window_s: float  # storm guard: tumbling windows on the alerts' event time
     storm_pages_per_window: int  # pages per (kind, zone_id) and window; beyond, one summary per window
@@ -175,20 +176,20 @@ class LiveSettings:
     """`telemetry live` (`make run`): the whole platform on this machine, its fleet and its ports."""
 
     vehicles: int  # the simulated fleet (seed rates, ~1.18 events/s per vehicle)
-    seed: int
+    seed: int  # the simulated fleet's seed; round i runs with seed + i
     round_s: float  # faults are planned per round of this much event time; rounds follow each other
-    low_batteries_per_round: int
-    geofence_exits_per_round: int
+    low_batteries_per_round: int  # per round, for 2,000 vehicles (scaled to the fleet's size)
+    geofence_exits_per_round: int  # vehicles that leave the service area and come back
     offline_vehicles_per_round: int  # each silent for offline_s: long enough for an offline alert
     offline_s: float
-    duplicates_per_round: int
-    malformed_per_round: int
-    schema_invalid_per_round: int
+    duplicates_per_round: int  # events sent twice (dedup drops the copy)
+    malformed_per_round: int  # payloads that are not JSON, in place of events (DLQ: bad_json)
+    schema_invalid_per_round: int  # JSON payloads the schema refuses, in place of events (DLQ)
     bridges: int  # MQTT→Kafka bridges in one shared-subscription group
     refresh_s: float  # the terminal status is redrawn this often
     map_port: int  # the fleet map (http://host:map_port/)
     metrics_port: int  # telemetry live's own /metrics (what the status shows)
-    sim_metrics_port: int
+    sim_metrics_port: int  # the simulator's /metrics
     bridge_metrics_port: int  # bridge i serves /metrics and /healthz on bridge_metrics_port + i
     pipeline_metrics_port: int  # the pipeline's Flink Prometheus reporter
     alerts_metrics_port: int  # the anomaly job's

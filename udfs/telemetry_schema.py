@@ -64,7 +64,7 @@ class ValidationPolicy:
     is an absolute floor, never relative to now.
     """
 
-    max_future_skew_s: float = 900.0
+    max_future_skew_s: float = 900.0  # further ahead of the wall clock: timestamp_in_future
     earliest_timestamp_ms: int = 1_577_836_800_000  # 2020-01-01T00:00:00Z
     # Size limits ([schema] in the profile). AWS IoT Core refuses MQTT messages over 128 KB; a
     # payload that passes here fits every sink (Kafka's 1 MB request, Timestream's 2 KB dimension
@@ -72,7 +72,7 @@ class ValidationPolicy:
     max_payload_bytes: int = 131_072
     max_depth: int = 8  # the object itself is depth 1; the seed's payload has 3 (motion.acceleration)
     max_string_chars: int = 1_024
-    max_list_items: int = 256
+    max_list_items: int = 256  # items of any one list
 
     def __post_init__(self) -> None:
         if min(self.max_payload_bytes, self.max_depth, self.max_string_chars, self.max_list_items) < 1:
