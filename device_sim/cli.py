@@ -78,6 +78,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="username; with {vehicle_id} in it, every vehicle connects on its own with its own credentials")
     output.add_argument("--mqtt-password", default=None, help="password; may contain {vehicle_id}")
     output.add_argument("--report-json", default=None, help="write the scenario and output reports here")
+    output.add_argument("--metrics-port", type=int, default=0, help="serve Prometheus /metrics on this port while running (0: off)")
+    output.add_argument("--metrics-host", default="127.0.0.1", help="address /metrics listens on")
 
     knobs = parser.add_argument_group("faults (each deterministic and counted)")
     for name, kind, text in _KNOB_FLAGS:
@@ -119,9 +121,24 @@ def run(
 ) -> int:
     """Run the simulation `args` describe; `bootstrap`, `topic` and `mqtt` are the defaults for the
     options not given (a profile's addresses). Returns the exit status."""
+    say = out or (lambda line: print(line, file=sys.stderr, flush=True))
+    metrics = None
+    if getattr(args, "metrics_port", 0):
+        from device_sim.sim_metrics import SimMetrics
+
+        metrics = SimMetrics(args.output, vehicles=args.vehicles, target_rate=args.rate)
+        say(f"metrics: http://{args.metrics_host}:{metrics.serve(args.metrics_host, args.metrics_port)}/metrics")
+    try:
+        return _run(args, bootstrap=bootstrap, topic=topic, mqtt=mqtt, say=say, metrics=metrics)
+    finally:
+        if metrics is not None:
+            metrics.close()
+
+
+def _run(args: argparse.Namespace, *, bootstrap: str | None, topic: str | None, mqtt: tuple[str, int] | None,
+         say: Callable[[str], None], metrics: Any) -> int:
     from device_sim import pacing
 
-    say = out or (lambda line: print(line, file=sys.stderr, flush=True))
     knobs = knobs_from(args)
     spec = FleetSpec(vehicles=args.vehicles, seed=args.seed, start_ms=args.start_ms, first_vehicle_id=args.first_vehicle_id)
     modes = MODES[args.modes]
@@ -148,6 +165,10 @@ def run(
             return (item for _ts, batch in batches for item in batch)
         return pacing.realtime_batches(batches, start_ms=fleet.start_ms, speedup=speedup)
 
+    if metrics is not None:  # count what the fleet model produces (device_sim/sim_metrics.py)
+        uncounted = items
+        items = lambda: metrics.count_items(uncounted())  # noqa: E731
+
     output_report: Any = None
     if args.output == "kafka":
         from device_sim.kafka_output import produce_batches, produce_events
@@ -156,11 +177,12 @@ def run(
         name = args.topic or topic or DEFAULT_TOPIC
         overrides = {"linger.ms": args.linger_ms}
         if scenario is None and speedup is not None:  # the cheapest path: batches, one clock check each
-            output_report = produce_batches(servers, name, fleet.encoded_batches(until_ms, keys_only=True), speedup=speedup,
-                                            report_every_s=report_every, out=say, producer_overrides=overrides)
+            batches = fleet.encoded_batches(until_ms, keys_only=True)
+            output_report = produce_batches(servers, name, metrics.count_batches(batches) if metrics else batches, speedup=speedup,
+                                            report_every_s=report_every, out=say, producer_overrides=overrides, metrics=metrics)
         else:
             output_report = produce_events(servers, name, items(), rate_per_s=args.rate, report_every_s=report_every,
-                                           out=say, producer_overrides=overrides)
+                                           out=say, producer_overrides=overrides, metrics=metrics)
         failed = output_report.failed
     elif args.output == "mqtt":
         from device_sim.mqtt_output import publish_events
@@ -170,11 +192,14 @@ def run(
         output_report = publish_events(
             host, port, items(), rate_per_s=args.rate, qos=args.mqtt_qos, connections=args.mqtt_connections,
             protocol=args.mqtt_protocol, credentials=per_vehicle, login=shared_login, report_every_s=report_every, out=say,
+            metrics=metrics,
         )
         failed = output_report.failed
     else:
         count = 0
         write = sys.stdout.buffer.write if args.output == "jsonl" else None
+        if metrics is not None and write is not None:
+            metrics.attach(published=lambda: count, acknowledged=lambda: count, failed=lambda: 0)
         for _key, payload in items():
             count += 1
             if write is not None:
@@ -184,6 +209,8 @@ def run(
         failed = 0
         say(f"generated {count:,} items")
 
+    if metrics is not None:
+        metrics.finish(output_report)
     summary: dict[str, Any] = {"mode_counts": dict(fleet.mode_counts), "battery_swaps": fleet.swaps}
     if scenario is not None:
         report = scenario.report

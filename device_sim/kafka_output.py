@@ -109,6 +109,7 @@ def produce_events(
     report_every_s: float | None = None,
     out: Callable[[str], None] | None = None,
     producer_overrides: dict[str, Any] | None = None,
+    metrics: Any = None,
 ) -> ProduceReport:
     """Send every item (key = vehicle_id) and wait for all acknowledgements.
 
@@ -122,6 +123,8 @@ def produce_events(
     pacer = OpenLoop(rate_per_s, report_every_s=report_every_s, label=f"{topic}: sent", out=printer)
     produce, poll = producer.produce, producer.poll
     sent = 0
+    if metrics is not None:  # a device_sim.sim_metrics.SimMetrics: reads the counts as they change
+        metrics.attach_kafka(producer, outcome, lambda: sent)
     next_at = pacer.next_at
     for item in events:
         key, payload = item if type(item) is tuple else key_and_payload(item)
@@ -150,6 +153,7 @@ def produce_batches(
     report_every_s: float | None = None,
     out: Callable[[str], None] | None = None,
     producer_overrides: dict[str, Any] | None = None,
+    metrics: Any = None,
 ) -> ProduceReport:
     """The load-test path: (event time ms, [(key, payload), …]) batches, as
     `RateModeFleet.encoded_batches(until, keys_only=True)` yields them, each sent when the wall clock
@@ -162,6 +166,8 @@ def produce_batches(
     pacer = OpenLoop(None, report_every_s=report_every_s, label=f"{topic}: sent", out=printer)
     produce, poll, perf_counter, sleep = producer.produce, producer.poll, time.perf_counter, time.sleep
     sent = 0
+    if metrics is not None:  # a device_sim.sim_metrics.SimMetrics: reads the counts as they change
+        metrics.attach_kafka(producer, outcome, lambda: sent)
     next_at = pacer.next_at
     start_ms = None
     for ts, batch in batches:

@@ -238,12 +238,14 @@ def publish_events(
     ack_timeout_s: float = 60.0,
     report_every_s: float | None = None,
     out: Callable[[str], None] | None = None,
+    metrics: Any = None,
 ) -> PublishReport:
     """Publish every item to `{topic_prefix}/{vehicle_id}` and wait for every acknowledgement.
 
     `rate_per_s` paces open-loop against the wall clock; None publishes as fast as `events` comes.
     `credentials(vehicle_id) -> (username, password)` gives every vehicle a connection of its own;
-    `login` = (username, password) is the shared connections' login.
+    `login` = (username, password) is the shared connections' login. `metrics` (a
+    device_sim.sim_metrics.SimMetrics) reads the counts as they change.
     """
     publisher = MqttFleetPublisher(
         host, port, qos=qos, topic_prefix=topic_prefix, credentials=credentials, login=login, connections=connections,
@@ -252,6 +254,8 @@ def publish_events(
     printer = out or (lambda line: print(line, file=sys.stderr, flush=True))
     pacer = OpenLoop(rate_per_s, report_every_s=report_every_s, label=f"mqtt://{host}:{port}: published", out=printer)
     sent = 0
+    if metrics is not None:
+        metrics.attach(published=lambda: sent, acknowledged=lambda: publisher.tally.acknowledged, failed=lambda: publisher.tally.failed)
     try:
         for item in events:
             publisher.publish(item)
