@@ -72,6 +72,7 @@ class Collector(threading.Thread):
         self._lock = threading.Lock()
         self._halt = threading.Event()
         self._start_offsets: dict[str, int] = {}
+        self._carry: dict[str, tuple[float, float]] = {}
         self._bronze = (0, 0)
         self._bronze_at = 0.0
 
@@ -115,8 +116,8 @@ class Collector(threading.Thread):
             self._bronze, self._bronze_at = self.bronze.refresh(), now
 
         totals = {
-            "fleet": pick(sim, *SIM_PUBLISHED),
-            "bridge": _sum(pick(b, *BRIDGE_FORWARDED) for b in bridges),
+            "fleet": self._carried("fleet", pick(sim, *SIM_PUBLISHED)),
+            "bridge": self._carried("bridge", _sum(pick(b, *BRIDGE_FORWARDED) for b in bridges)),
             "telemetry": sum(ends["telemetry"].values()) - self._start_offsets["telemetry"],
             "enriched": float(tail["enriched"]),
             "dlq": float(tail["dlq"]),
@@ -157,6 +158,17 @@ class Collector(threading.Thread):
             self._history.append({"t": round(now, 1), "rates": {s.key: rates[s.key] for s in STAGES},
                                   "lag": {job: lag[job] for job in lag}})
         return snapshot
+
+    def _carried(self, key: str, value: float | None) -> float | None:
+        """A process's counter across its restarts (a new simulator round starts at zero): when it
+        goes down, what it had counted is carried into a base added from then on."""
+        if value is None:
+            return None
+        base, last = self._carry.get(key, (0.0, 0.0))
+        if value < last:
+            base += last
+        self._carry[key] = (base, value)
+        return base + value
 
     def _rate(self, key: str) -> float | None:
         """events/s of one total over the last window of samples that carry it."""

@@ -137,18 +137,21 @@ class LivePlatform:
             code = 1
         finally:
             print("stopping: fleet, bridges, jobs …", flush=True)
+            last = {}
+            if collector is not None:  # first, so the last status is of the running platform
+                collector.stop()
+                last = collector.snapshot()
             codes = self.children.stop_all(_STOP_ORDER)
-            for server in (map_server,):
-                if server is not None:
-                    server.stop()
+            if map_server is not None:
+                map_server.stop()
             if metrics_server is not None:
                 metrics_server.shutdown()
-            if collector is not None:
-                collector.stop()
-                self._write_status(collector.snapshot())
             if started_servers:
                 infra.down(started_servers)
             survivors = self.children.survivors()
+            if last:
+                self._write_status({**last, "stopped": {"exit_codes": codes, "servers_stopped": started_servers,
+                                                        "survivors": [f"{pid} {cmd}" for pid, cmd in survivors]}})
             print("stopped " + ", ".join(f"{name} (exit {rc})" for name, rc in codes.items())
                   + (f"; servers stopped: {', '.join(started_servers)}" if started_servers else "")
                   + (f"; left running (they were up before): {', '.join(sorted(already_up))}" if already_up else ""))
