@@ -2,7 +2,8 @@
 // No libraries: the map is an SVG in an equirectangular projection (longitude scaled by cos of the
 // area's middle latitude, which is true to within 0.1 % over a city), the charts are canvas lines.
 // Tests read the DOM: vehicle points carry data-vehicle-id / data-state, alert rows data-vehicle-id /
-// data-kind, and <body data-updated> is set after every refresh (ms since the epoch).
+// data-kind, and <body data-updated> is set after every refresh (ms since the epoch), with
+// data-vehicle-count, data-now-ms (the server's clock of the states shown), data-error, data-refresh-ms.
 "use strict";
 
 const REFRESH_MS = 2000;
@@ -120,6 +121,7 @@ function drawVehicles(data) {
   drawLegend(data.counts);
   el("total").textContent = `${data.total.toLocaleString()} vehicles`;
   document.body.dataset.vehicleCount = String(data.total);
+  document.body.dataset.nowMs = String(data.now_ms); // the server's clock for the offline rule
 }
 
 function setIfChanged(node, name, value) {
@@ -178,7 +180,7 @@ function drawAlerts(data) {
   const rows = data.alerts.map((alert) => {
     const key = alertKey(alert);
     const isNew = !alertSeenAt.has(key);
-    if (isNew) alertSeenAt.set(key, now);
+    if (isNew) alertSeenAt.set(key, firstAlerts ? 0 : now); // those already there at load are not news
     const row = document.createElement("tr");
     row.dataset.key = key;
     row.dataset.kind = alert.kind;
@@ -303,6 +305,7 @@ function drawCharts(metrics) {
 
 async function refresh() {
   const problems = [];
+  const started = performance.now();
   try {
     if (!view.project || Date.now() - geoLoadedAt > GEO_REFRESH_MS) {
       await loadGeo().catch((error) => { problems.push(error.message); });
@@ -324,6 +327,7 @@ async function refresh() {
     el("error").textContent = problems.join("; ");
     document.body.dataset.error = problems.join("; ");
     document.body.dataset.updated = String(now.getTime());
+    document.body.dataset.refreshMs = String(Math.round(performance.now() - started)); // fetch + draw
     setTimeout(refresh, REFRESH_MS);
   }
 }
