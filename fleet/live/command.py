@@ -141,7 +141,8 @@ class LivePlatform:
             if collector is not None:  # first, so the last status is of the running platform
                 collector.stop()
                 last = collector.snapshot()
-            codes = self.children.stop_all(_STOP_ORDER)
+            # A bridge settles and acknowledges what it holds within its own 30 s: give it that.
+            codes = self.children.stop_all(_STOP_ORDER, timeouts={f"bridge-{i}": 45.0 for i in range(self.config.live.bridges)})
             if map_server is not None:
                 map_server.stop()
             if metrics_server is not None:

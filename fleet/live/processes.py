@@ -107,11 +107,13 @@ class Children:
             _wait_empty(child.pid, 10.0)
         return child.proc.returncode
 
-    def stop_all(self, order: Sequence[str] = (), timeout_s: float = 30.0) -> dict[str, int | None]:
-        """Stop the named children first, in that order, then the rest, newest first."""
+    def stop_all(self, order: Sequence[str] = (), timeout_s: float = 30.0,
+                 timeouts: Mapping[str, float] | None = None) -> dict[str, int | None]:
+        """Stop the named children first, in that order, then the rest, newest first; `timeouts`
+        gives some a longer grace than `timeout_s`."""
         names = [n for n in order if n in self._children]
         names += [n for n in reversed(list(self._children)) if n not in names]
-        return {name: self.stop(name, timeout_s) for name in names}
+        return {name: self.stop(name, (timeouts or {}).get(name, timeout_s)) for name in names}
 
     def survivors(self) -> list[tuple[int, str]]:
         """(pid, command line) of every process still in a group a child was started in."""
