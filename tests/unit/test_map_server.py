@@ -9,9 +9,13 @@ from __future__ import annotations
 import json
 import os
 import random
+import signal
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import replace
 from pathlib import Path
 
 import geohash2
@@ -23,6 +27,7 @@ from connectors.vehicle_status_local import LocalVehicleStatusStore
 from fleet.config import PlatformConfig, load_config
 from fleet.live.alert_tail import AlertTail
 from fleet.live.map_server import MapServer
+from infra.process import free_port
 
 NOW_MS = 1_780_000_000_000  # the server's clock in these tests
 OFFLINE_MS = 600_000  # [alerts] offline_after_s of the local profile
@@ -304,3 +309,32 @@ def test_tail_starts_over_when_the_log_is_replaced_or_truncated(tmp_path: Path):
     assert [a["n"] for a in tail.newest(5)] == [20]
     path.unlink()
     assert tail.newest(5) == []
+
+
+def test_telemetry_map_serves_the_stores_until_ctrl_c(config: PlatformConfig, store: LocalVehicleStatusStore, tmp_path: Path):
+    now_ms = int(time.time() * 1000)  # the command's clock is the wall clock
+    store.upsert([replace(status(1, in_use=True), last_seen_ms=now_ms), replace(status(2, battery=4), last_seen_ms=now_ms)])
+    port = free_port()
+    command = [sys.executable, "-m", "fleet.cli", "--set", f"infra.run_dir={config.infra.run_dir}", "map", "--port", str(port)]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        url = f"http://127.0.0.1:{port}"
+
+        def answer() -> dict | None:
+            try:
+                with urllib.request.urlopen(f"{url}/api/vehicles", timeout=5) as response:
+                    return json.loads(response.read())
+            except OSError:
+                assert process.poll() is None, process.stdout.read().decode()
+                return None
+
+        deadline = time.monotonic() + 60
+        while (vehicles := answer()) is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert vehicles is not None, "telemetry map did not answer within 60 s"
+        assert vehicles["counts"] == {"in_trip": 1, "parked": 0, "low_battery": 1, "offline": 0}
+    finally:
+        process.send_signal(signal.SIGINT)
+        output = process.communicate(timeout=30)[0].decode()
+    assert process.returncode == 130, output  # telemetry's exit code for Ctrl-C
+    assert f"fleet map: http://127.0.0.1:{port}/" in output
