@@ -197,7 +197,10 @@ class LivePlatform:
         live = self.config.live
         for name, port in (("pipeline", live.pipeline_metrics_port), ("alerts", live.alerts_metrics_port)):
             started = time.monotonic()
-            self.children.start(name, [*self.cli, "--set", f"flink.prometheus_port={port}", "run", name, "--start", "committed"])
+            # Each JVM logs into a folder of its own: by default PyFlink's gateways share (and
+            # overwrite) one file under site-packages/pyflink/log.
+            self.children.start(name, [*self.cli, "--set", f"flink.prometheus_port={port}", "run", name, "--start", "committed"],
+                                env={"FLINK_LOG_DIR": str(self.folder / f"flink-{name}")})
             self._wait_running(name, port)
             print(f"      {name}: running after {time.monotonic() - started:.0f} s", flush=True)
 

@@ -61,7 +61,7 @@ class Children:
         self._children: dict[str, Child] = {}
         self._groups: set[int] = set()  # every group ever started: checked for survivors at the end
 
-    def start(self, name: str, argv: Sequence[str], *, cwd: Path | None = None) -> Child:
+    def start(self, name: str, argv: Sequence[str], *, cwd: Path | None = None, env: Mapping[str, str] | None = None) -> Child:
         if name in self._children and self._children[name].exit_code() is None:
             raise RuntimeError(f"{name} is already running (pid {self._children[name].pid})")
         self.log_dir.mkdir(parents=True, exist_ok=True)
@@ -70,7 +70,7 @@ class Children:
             out.write(f"\n=== start {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n".encode())
             out.flush()
             proc = subprocess.Popen(  # noqa: S603 - argv is ours
-                list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=self.env, cwd=cwd,
+                list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env={**self.env, **(env or {})}, cwd=cwd,
                 start_new_session=True,
             )
         child = Child(name, list(argv), log, proc)
