@@ -298,13 +298,17 @@ def write_markdown(path: Path, result: dict[str, Any], host: dict[str, Any], com
 
 
 def _other_benchmarks(path: Path) -> str:
-    """The sections other benchmarks keep in the same file (between their begin/end markers):
-    this one rewrites the rest, not theirs."""
-    from fleet.bench_lake import SECTION_BEGIN, SECTION_END
+    """The sections other benchmarks keep in the same file (between their begin/end markers:
+    `telemetry bench lake`, `telemetry bench live`): this one rewrites the rest, not theirs."""
+    from fleet import bench_lake, bench_live
 
     old = path.read_text() if path.exists() else ""
-    start, end = old.find(SECTION_BEGIN), old.find(SECTION_END)
-    return "\n" + old[start:end + len(SECTION_END)] + "\n" if 0 <= start < end else ""
+    kept = ""
+    for begin, end_marker in ((bench_lake.SECTION_BEGIN, bench_lake.SECTION_END), (bench_live.SECTION_BEGIN, bench_live.SECTION_END)):
+        start, end = old.find(begin), old.find(end_marker)
+        if 0 <= start < end:
+            kept += "\n" + old[start:end + len(end_marker)] + "\n"
+    return kept
 
 
 def _checkpoint_interval(result: dict[str, Any]) -> int:

@@ -312,8 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_pipeline_parser(bench_cmd, add, _config)
     from fleet.bench_lake import add_parser as add_bench_lake_parser
+    from fleet.bench_live import add_parser as add_bench_live_parser
 
     add_bench_lake_parser(bench_cmd, add, _config)
+    add_bench_live_parser(bench_cmd, add, _config)
 
     from connectors.mqtt_bridge_cli import add_arguments as add_bridge_arguments
 
