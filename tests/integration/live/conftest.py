@@ -1,8 +1,9 @@
 """`live_platform`: the whole `telemetry live` running once for this package's tests, in a run folder
 of its own on free ports, stopped with SIGINT (what Ctrl-C sends) at the end if a test has not.
 
-The tests in this package share it in file order (pytest's): the status, the map, Prometheus, then
-the Ctrl-C stop and the resume from committed offsets, which stops it."""
+The tests in this package share it in pytest's file order (alphabetical): the map in a browser, the
+status, Prometheus, then the Ctrl-C stop and the resume from committed offsets (test_stop_and_resume,
+last by name), which stops it."""
 
 from __future__ import annotations
 
