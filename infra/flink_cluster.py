@@ -55,9 +55,14 @@ class FlinkCluster:
     name = "flink"
 
     def __init__(self, run_dir: Path, host: str = "127.0.0.1", *, rest_port: int | None = None, slots: int = 4,
-                 taskmanager_memory: str = "2048m", heartbeat_timeout_ms: int = 8000):
+                 taskmanager_memory: str = "2048m", heartbeat_timeout_ms: int = 8000, prometheus_ports: str | None = None):
         self.folder = run_dir / "flink"
         self.host = host
+        # Flink's Prometheus reporter in every process: a range ("9250-9259"), as the JobManager
+        # and each TaskManager take the first free port of it. Loaded from FLINK_HOME/plugins/
+        # (PyPI's package ships plugins/metrics-prometheus/); a cluster, unlike a MiniCluster, has
+        # a plugin manager. None: no reporter.
+        self.prometheus_ports = prometheus_ports
         self.slots = slots
         self.taskmanager_memory = taskmanager_memory
         self.heartbeat_timeout_ms = heartbeat_timeout_ms
@@ -110,6 +115,9 @@ class FlinkCluster:
             "heartbeat.timeout": self.heartbeat_timeout_ms,
             "jobmanager.execution.failover-strategy": "region",
         }
+        if self.prometheus_ports:
+            settings["metrics.reporter.prom.factory.class"] = "org.apache.flink.metrics.prometheus.PrometheusReporterFactory"
+            settings["metrics.reporter.prom.port"] = self.prometheus_ports
         (self.conf_dir / "config.yaml").write_text("".join(f"{key}: {_yaml_value(value)}\n" for key, value in settings.items()))
         for name in ("log4j-console.properties", "log4j-cli.properties", "log4j.properties"):
             (self.conf_dir / name).write_text(_LOG4J)

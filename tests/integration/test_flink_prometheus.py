@@ -120,3 +120,26 @@ def test_pipeline_counters_records_and_checkpoints_on_the_reporter(kafka_bootstr
     assert completed >= len(checkpoints_on_disk) and completed >= 1
     assert 0 <= value(second, "flink_jobmanager_job_lastCheckpointDuration", **job) < elapsed_ms
     assert value(second, "flink_jobmanager_job_numRestarts", **job) == 0
+
+
+def test_standalone_cluster_processes_each_serve_the_reporter(tmp_path):
+    """infra/flink_cluster.py with a port range: the JobManager and the TaskManager each take a port
+    of it (the reporter from PyFlink's plugins/, which a cluster loads) and report the cluster."""
+    from infra.flink_cluster import FlinkCluster
+
+    first = free_port()
+    cluster = FlinkCluster(tmp_path, slots=3, taskmanager_memory="1024m", prometheus_ports=f"{first}-{first + 3}")
+    try:
+        cluster.up(taskmanagers=1)
+        # The TaskManager registers, then reports its slots.
+        jobmanager = poll(lambda: scrape(first), lambda s: value(s, "flink_jobmanager_taskSlotsTotal") > 0, timeout_s=30,
+                          what="the TaskManager's slots registered")
+        assert value(jobmanager, "flink_jobmanager_numRegisteredTaskManagers") == 1
+        assert value(jobmanager, "flink_jobmanager_taskSlotsTotal") == 3
+        assert cluster.status().detail.endswith("3/3 slots free")  # what the REST API says
+        [taskmanager_id] = [tm["id"] for tm in cluster.taskmanagers()]
+        taskmanager = scrape(first + 1)
+        assert {s.labels.get("tm_id") for s in taskmanager if s.name.startswith("flink_taskmanager_")} == {
+            taskmanager_id.replace(".", "_").replace("-", "_")}  # label values keep only [A-Za-z0-9:_]
+    finally:
+        cluster.down()

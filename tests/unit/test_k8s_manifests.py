@@ -27,6 +27,15 @@ def test_deployment_runs_our_job_with_savepoint_upgrades(manifest, job_file):
     assert conf["execution.checkpointing.savepoint-dir"].startswith("s3://")
     assert conf["python.execution-mode"] == "thread"
     assert conf["high-availability.type"] == "kubernetes"
+    # Flink's Prometheus reporter on the production profile's port, a named container port for it.
+    from fleet.config import load_config
+    from jobs.flink_env import PROMETHEUS_REPORTER_FACTORY
+
+    port = load_config("production", environ={}).flink.prometheus_port
+    assert conf["metrics.reporter.prom.factory.class"] == PROMETHEUS_REPORTER_FACTORY
+    assert conf["metrics.reporter.prom.port"] == str(port)
+    [container] = spec["podTemplate"]["spec"]["containers"]
+    assert {"name": "metrics", "containerPort": port} in container["ports"]
 
 
 def test_dockerfile_copies_every_package_and_ships_jars_in_lib():
@@ -35,3 +44,6 @@ def test_dockerfile_copies_every_package_and_ships_jars_in_lib():
     for package in packages:
         assert f"COPY {package} /opt/fleet/{package}" in text, package
     assert "TELEMETRY_JARS_IN_FLINK_LIB=1" in text and "-P flink dependency:copy-dependencies" in text
+    # The reporter from the pom's flink-metrics profile, as a plugin (never in lib/).
+    assert "-P flink-metrics dependency:copy-dependencies -DoutputDirectory=/build/plugins/metrics-prometheus" in text
+    assert "COPY --from=jars /build/plugins/metrics-prometheus/ /opt/flink/plugins/metrics-prometheus/" in text
