@@ -1,6 +1,7 @@
 """A local Prometheus server (Debian's `prometheus` package) scraping a running platform.
 
     PrometheusServer(config.infra.run_dir, "127.0.0.1", 9090).up(config)
+    python -m infra.prometheus [--profile local] [--set k=v] [--port 9090] up | down | status | config
 
 writes `<run_dir>/prometheus/prometheus.yml` from `scrape_config(config)` — one job per kind of
 process, on the ports `[live]` gives them (what `telemetry live` starts), every 2 s — keeps its
@@ -11,12 +12,14 @@ job exposes.
 
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
+import sys
 import urllib.parse
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from fleet.config import PlatformConfig
 from infra.process import ComponentStatus, InfraError, ManagedProcess, port_open, wait_until
@@ -141,3 +144,33 @@ class PrometheusServer:
     def targets(self) -> list[dict[str, Any]]:
         """The active scrape targets: job, scrapeUrl, health ("up"/"down"/"unknown"), lastError…"""
         return [{"job": t["labels"].get("job"), **t} for t in self.api("targets", state="active")["activeTargets"]]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """up | down | status | config (print the scrape config) for the profile's platform."""
+    from fleet.config import load_config
+    from infra.manager import format_status
+
+    parser = argparse.ArgumentParser(prog="python -m infra.prometheus", description="Prometheus scraping telemetry live's processes")
+    parser.add_argument("action", choices=("up", "down", "status", "config"))
+    parser.add_argument("--profile", default="local")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    args = parser.parse_args(argv)
+    config = load_config(args.profile, args.set)
+    server = PrometheusServer(config.infra.run_dir, config.infra.host, args.port)
+    if args.action == "config":
+        sys.stdout.write(scrape_config(config))
+        return 0
+    if args.action == "up":
+        server.up(config)
+        print(f"prometheus: {server.url} (config {server.config_file})")
+    elif args.action == "down":
+        print("prometheus: stopped" if server.down() else "prometheus: was not running")
+        return 0
+    print(format_status([server.status()]))
+    return 0 if server.status().healthy else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
