@@ -228,6 +228,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if set(counts) <= {"valid"} else 6
 
 
+def cmd_prometheus(args: argparse.Namespace) -> int:
+    from infra.prometheus import main as prometheus_main
+
+    return prometheus_main([args.action, "--profile", str(args.profile), "--port", str(args.port),
+                            *(x for value in args.set for x in ("--set", value))])
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from fleet.demo import run_demo
 
@@ -350,6 +357,10 @@ def build_parser() -> argparse.ArgumentParser:
     from fleet.live.command import add_parser as add_live_parser
 
     add_live_parser(commands)
+
+    prometheus = add(commands, "prometheus", cmd_prometheus, "Debian's Prometheus scraping the live platform's processes (docs/metrics.md)")
+    prometheus.add_argument("action", choices=("up", "down", "status", "config"))
+    prometheus.add_argument("--port", type=int, default=9090)
 
     stores_cmd = commands.add_parser("stores", help="the hot store and vehicle status backends").add_subparsers(dest="action", required=True)
     add(stores_cmd, "init", cmd_stores_init, "create the Timestream database/table and DynamoDB table if the profile uses them")

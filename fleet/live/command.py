@@ -42,6 +42,8 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
                      "(the default when stdout is not a terminal)")
     sub.add_argument("--print-every-s", type=float, default=10.0, help="plain mode: seconds between status lines")
     sub.add_argument("--no-map", action="store_true", help="do not serve the fleet map")
+    sub.add_argument("--prometheus", action="store_true", help="also run Debian's Prometheus scraping every process (docs/metrics.md)")
+    sub.add_argument("--prometheus-port", type=int, default=9090, help="its port (default 9090)")
     sub.set_defaults(func=_cmd_live)
 
 
@@ -59,7 +61,7 @@ def _cmd_live(args: argparse.Namespace) -> int:
         config = replace(config, live=live)
     return LivePlatform(config, cli=_cli_prefix(args)).run(
         stop_after_s=args.stop_after_s, plain=args.plain or not sys.stdout.isatty(), print_every_s=args.print_every_s,
-        serve_map=not args.no_map,
+        serve_map=not args.no_map, prometheus_port=args.prometheus_port if args.prometheus else None,
     )
 
 
@@ -83,7 +85,8 @@ class LivePlatform:
 
     # -- the whole run ---------------------------------------------------------------------------
 
-    def run(self, *, stop_after_s: float | None, plain: bool, print_every_s: float, serve_map: bool) -> int:
+    def run(self, *, stop_after_s: float | None, plain: bool, print_every_s: float, serve_map: bool,
+            prometheus_port: int | None = None) -> int:
         from infra.manager import LocalInfra, format_status
 
         config, live = self.config, self.config.live
@@ -99,7 +102,7 @@ class LivePlatform:
         infra = LocalInfra(config.infra)
         already_up = {s.name for s in infra.status() if s.healthy}
         started_servers: list[str] = []
-        collector = map_server = metrics_server = None
+        collector = map_server = metrics_server = prometheus = None
         code = 0
         try:
             say = print
@@ -128,6 +131,12 @@ class LivePlatform:
             from fleet.live.live_metrics import serve_live_metrics
 
             metrics_server = serve_live_metrics(collector, config.infra.host, live.metrics_port)
+            if prometheus_port is not None:
+                from infra.prometheus import PrometheusServer
+
+                prometheus = PrometheusServer(config.infra.run_dir, config.infra.host, prometheus_port)
+                prometheus.up(config)
+                say(f"      prometheus {prometheus.url} scraping every process every 2 s ({prometheus.config_file})")
             map_url = map_server.url if map_server else "(off)"
             say(f"[5/5] live: map {map_url} · metrics http://{config.infra.host}:{live.metrics_port}/metrics · "
                 f"status {self.folder / 'status.json'} · Ctrl-C stops")
@@ -147,6 +156,8 @@ class LivePlatform:
                 map_server.stop()
             if metrics_server is not None:
                 metrics_server.shutdown()
+            if prometheus is not None:
+                prometheus.down()
             if started_servers:
                 infra.down(started_servers)
             survivors = self.children.survivors()
