@@ -97,8 +97,8 @@ def _window(samples: list[tuple[float, float, dict[str, Any]]]) -> dict[str, Any
     totals1 = {s["key"]: s["total"] for s in last["stages"]}
     rates = {k: (None if totals0.get(k) is None or totals1.get(k) is None else round((totals1[k] - totals0[k]) / dt, 1))
              for k in totals1}
-    cpu0 = {p["name"].split(" ")[0]: p["cpu_s"] for p in first["processes"]}
-    cpu1 = {p["name"].split(" ")[0]: p["cpu_s"] for p in last["processes"]}
+    cpu0 = {p["name"].split(" ")[0]: p["cpu_s"] for p in first["processes"] if p.get("cpu_s") is not None}
+    cpu1 = {p["name"].split(" ")[0]: p["cpu_s"] for p in last["processes"] if p.get("cpu_s") is not None}
     cores = {name: round(max(0.0, cpu1[name] - cpu0.get(name, 0.0)) / dt, 3) for name in cpu1}
     lag = {job: (first["lag"][job]["events"], last["lag"][job]["events"]) for job in last["lag"]}
     ingest = rates.get("telemetry") or 0.0
@@ -162,7 +162,7 @@ def markdown_section(result: dict[str, Any], json_path: Path) -> str:
         "alerts job's lag under 10 s. There is no peer for a whole platform: offered, ingested and processed are compared inside each run.",
         "",
         f"Machine: {host['nproc']} cores, load average at start {', '.join(f'{x:.2f}' for x in host['load_average_at_start'])}; "
-        "`cores others` is what other tenants used meanwhile (machine busy minus ours).",
+        "`cores ours` is every process of the platform (children, servers, `telemetry live` itself); `cores others` what other tenants used meanwhile (machine busy minus ours).",
         "",
         format_table(levels),
         "",

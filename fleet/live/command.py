@@ -82,6 +82,7 @@ class LivePlatform:
         self._round = 0
         self._cpu: dict[str, tuple[float, float]] = {}
         self._sim_failures = 0
+        self._servers: dict[str, int] = {}  # the local servers' pids: their CPU is in the status too
 
     # -- the whole run ---------------------------------------------------------------------------
 
@@ -110,6 +111,7 @@ class LivePlatform:
             say("[1/5] local servers")
             rows = infra.up()
             started_servers = [s.name for s in rows if s.name not in already_up]
+            self._servers = {s.name: s.pid for s in rows if s.pid is not None}
             say(format_status(rows))
             say("[2/5] topics and the vehicle registry")
             self._topics_and_registry()
@@ -289,17 +291,30 @@ class LivePlatform:
         self._start_sim()
 
     def _process_rows(self) -> list[dict[str, Any]]:
-        rows = []
+        """Each child, each local server and this process itself: pid, state, cores over the last
+        sample (the CPU of a child's whole group: a job's JVM with its client)."""
+        from fleet.live.processes import group_cpu_s
+
         now = time.monotonic()
+        entries = []
         for child in self.children.all():
             code = child.exit_code()
-            cpu = child.cpu_s() if code is None else 0.0
-            before = self._cpu.get(child.name)
-            cores = None if before is None or now <= before[0] or cpu < before[1] else round((cpu - before[1]) / (now - before[0]), 3)
-            self._cpu[child.name] = (now, cpu)
             name = f"{child.name} (round {self._round + 1})" if child.name == "sim" else child.name
-            rows.append({"name": name, "pid": child.pid, "state": "running" if code is None else f"exited {code}", "cores": cores,
-                         "cpu_s": round(cpu, 1), "log": str(child.log)})
+            entries.append((child.name, name, child.pid, "running" if code is None else f"exited {code}",
+                            child.cpu_s() if code is None else None, str(child.log)))
+        for server, pid in self._servers.items():
+            cpu = group_cpu_s(pid)
+            entries.append((f"server:{server}", f"{server} (server)", pid, "running" if cpu is not None else "gone", cpu, None))
+        entries.append(("live", "telemetry live (status, map)", os.getpid(), "running", group_cpu_s(os.getpid(), own=True), None))
+        rows = []
+        for key, name, pid, state, cpu, log in entries:
+            before = self._cpu.get(key)
+            cores = None if cpu is None or before is None or now <= before[0] or cpu < before[1] else \
+                round((cpu - before[1]) / (now - before[0]), 3)
+            if cpu is not None:
+                self._cpu[key] = (now, cpu)
+            rows.append({"name": name, "pid": pid, "state": state, "cores": cores, "cpu_s": None if cpu is None else round(cpu, 1),
+                         "log": log})
         return rows
 
     def _write_status(self, snapshot: dict[str, Any]) -> None:

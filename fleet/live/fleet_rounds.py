@@ -2,14 +2,15 @@
 
 A scenario plans its faults (low batteries, geofence exits, vehicles going offline, re-sends,
 corrupt payloads) over its own duration, so an endless fleet is a sequence of rounds, each with
-faults of its own, each starting at the wall clock (`--start-ms`) with its own seed. The profile's
-fault counts are per round for its vehicle count; a smaller fleet gets proportionally fewer, and
-never more vehicle faults than a quarter of its vehicles (each such fault takes a vehicle).
+faults of its own and its own seed. A round's event time starts when the simulator has built its
+fleet (no `--start-ms`): real-time pacing is anchored at the first event it sends, so a start time
+taken before the process existed would make every event of the round that much late. The
+profile's fault counts are per round and per 1,000 vehicles; never more vehicle faults than a
+quarter of the fleet (each such fault takes a vehicle).
 """
 
 from __future__ import annotations
 
-import time
 from typing import Sequence
 
 from fleet.config import LiveSettings
@@ -18,12 +19,12 @@ _EVENT_FAULTS = {"duplicates": "duplicates_per_round", "malformed": "malformed_p
                  "schema-invalid": "schema_invalid_per_round"}
 _VEHICLE_FAULTS = {"low-batteries": "low_batteries_per_round", "geofence-exits": "geofence_exits_per_round",
                    "offline-vehicles": "offline_vehicles_per_round"}
-_PROFILE_FLEET = 2_000  # the fleet the profile's per-round counts are written for
+_PER_VEHICLES = 1_000  # the profile's per-round counts are per this many vehicles
 
 
 def fault_flags(live: LiveSettings, vehicles: int) -> list[str]:
     """The fault options of one round for a fleet of `vehicles`."""
-    scale = vehicles / _PROFILE_FLEET
+    scale = vehicles / _PER_VEHICLES
     flags: list[str] = []
     for flag, key in _EVENT_FAULTS.items():
         count = getattr(live, key)
@@ -42,13 +43,12 @@ def fault_flags(live: LiveSettings, vehicles: int) -> list[str]:
     return flags
 
 
-def sim_argv(cli: Sequence[str], live: LiveSettings, *, vehicles: int, round_index: int, mqtt: str,
-             start_ms: int | None = None) -> list[str]:
+def sim_argv(cli: Sequence[str], live: LiveSettings, *, vehicles: int, round_index: int, mqtt: str) -> list[str]:
     """`telemetry … sim run` for round `round_index` (0, 1, …) of the live fleet."""
     return [
         *cli, "sim", "run", "--output", "mqtt", "--mqtt", mqtt,
         "--vehicles", str(vehicles), "--seed", str(live.seed + round_index), "--knob-seed", str(round_index + 1),
-        "--duration-s", f"{live.round_s:g}", "--start-ms", str(start_ms if start_ms is not None else int(time.time() * 1000)),
+        "--duration-s", f"{live.round_s:g}",
         "--report-every-s", "30", "--metrics-port", str(live.sim_metrics_port),
         *fault_flags(live, vehicles),
     ]

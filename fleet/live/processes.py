@@ -136,6 +136,13 @@ def group_members(pgid: int) -> list[int]:
     return members
 
 
+def group_cpu_s(pgid: int, *, own: bool = False) -> float | None:
+    """CPU seconds of the live processes of group `pgid` (with `own`, of process `pgid` alone: the
+    caller's group is its shell's); None if none is alive."""
+    alive = [pid for pid in ([pgid] if own else group_members(pgid)) if Path(f"/proc/{pid}").exists()]
+    return sum(_cpu_s(pid) for pid in alive) if alive else None
+
+
 def _signal_group(pgid: int, sig: int) -> None:
     try:
         os.killpg(pgid, sig)

@@ -55,3 +55,19 @@ def test_a_child_that_exits_is_seen_with_its_code_and_cpu(tmp_path):
     child.proc.wait(10)
     assert child.exit_code() == 7 and children.exited() == [child]
     assert child.cpu_s() == 0.0  # nothing left running to count
+
+
+def test_group_cpu_counts_a_busy_group_and_nothing_once_it_is_gone(tmp_path):
+    import os
+
+    from fleet.live.processes import group_cpu_s
+
+    children = Children(tmp_path)
+    child = children.start("busy", [sys.executable, "-c", "import time\nend = time.time() + 30\nwhile time.time() < end: pass"])
+    deadline = time.monotonic() + 10
+    while (group_cpu_s(child.pid) or 0.0) < 0.3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (group_cpu_s(child.pid) or 0.0) >= 0.3
+    children.stop("busy", timeout_s=5.0)
+    assert group_cpu_s(child.pid) is None
+    assert group_cpu_s(os.getpid(), own=True) > 0
