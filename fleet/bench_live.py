@@ -15,6 +15,8 @@ markers.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -32,7 +34,8 @@ _PORT_KEYS = ["infra.kafka_port", "infra.kafka_controller_port", "infra.mqtt_por
               "live.alerts_metrics_port"]
 
 
-def _overrides(run_dir: Path) -> list[str]:
+def isolated_overrides(run_dir: Path) -> list[str]:
+    """--set values for a `telemetry live` of its own: its run folder, every port free."""
     from infra.process import free_port
 
     ports = iter({free_port() for _ in range(30)})
@@ -50,7 +53,7 @@ def run_level(vehicles: int, *, seconds: float, warmup_s: float, folder: Path, b
     """One fleet size, start to stop; the figures of its measured window."""
     run_dir = folder / f"live-{vehicles}"
     telemetry = str(Path(sys.executable).with_name("telemetry"))
-    argv = [telemetry, *(x for o in _overrides(run_dir) for x in ("--set", o)), "live", "--vehicles", str(vehicles),
+    argv = [telemetry, *(x for o in isolated_overrides(run_dir) for x in ("--set", o)), "live", "--vehicles", str(vehicles),
             "--bridges", str(bridges), "--plain", "--print-every-s", "30", "--no-map"]
     status_file = run_dir / "live" / "status.json"
     log = folder / f"live-{vehicles}.log"
@@ -80,8 +83,12 @@ def run_level(vehicles: int, *, seconds: float, warmup_s: float, folder: Path, b
                     break  # never reached the window: report what there is
         finally:
             if proc.poll() is None:
-                proc.send_signal(2)  # SIGINT: what Ctrl-C sends
-                proc.wait(180)
+                proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
+                try:
+                    proc.wait(180)
+                except subprocess.TimeoutExpired:  # never leave a platform running behind a benchmark
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait(10)
     final = _read(status_file)
     return {"vehicles": vehicles, "bridges": bridges, "exit_code": proc.returncode, "log": str(log),
             "steady_after_s": None if steady_at is None else round(steady_at, 1),
@@ -92,7 +99,7 @@ def _window(samples: list[tuple[float, float, dict[str, Any]]]) -> dict[str, Any
     if len(samples) < 2:
         return {"window_s": 0, "sustained": False, "problem": "no measured window (the platform never ran long enough)"}
     (t0, busy0, first), (t1, busy1, last) = samples[0], samples[-1]
-    dt = t1 - t0
+    dt = (last.get("time", t1) - first.get("time", t0)) or (t1 - t0)  # the collector's clock: when each was sampled
     totals0 = {s["key"]: s["total"] for s in first["stages"]}
     totals1 = {s["key"]: s["total"] for s in last["stages"]}
     rates = {k: (None if totals0.get(k) is None or totals1.get(k) is None else round((totals1[k] - totals0[k]) / dt, 1))

@@ -73,6 +73,7 @@ class Collector(threading.Thread):
         self._halt = threading.Event()
         self._start_offsets: dict[str, int] = {}
         self._carry: dict[str, tuple[float, float]] = {}
+        self.sample_error: str | None = None
         self._bronze = (0, 0)
         self._bronze_at = 0.0
 
@@ -91,13 +92,16 @@ class Collector(threading.Thread):
             try:
                 self.sample()
             except Exception as exc:  # noqa: BLE001 - the status says what failed; it keeps sampling
-                with self._lock:
-                    self._snapshot = {**self._snapshot, "error": f"{type(exc).__name__}: {exc}"}
+                self.sample_error = f"sampling failed: {type(exc).__name__}: {exc}"
+            else:
+                self.sample_error = None
 
     def stop(self) -> None:
         self._halt.set()
-        self.join(10)
-        self.tail.stop()
+        if self.is_alive():
+            self.join(10)
+        if self.tail.is_alive():
+            self.tail.stop()
         self.offsets.close()
 
     # -- one sample ------------------------------------------------------------------------------
@@ -117,7 +121,8 @@ class Collector(threading.Thread):
 
         totals = {
             "fleet": self._carried("fleet", pick(sim, *SIM_PUBLISHED)),
-            "bridge": self._carried("bridge", _sum(pick(b, *BRIDGE_FORWARDED) for b in bridges)),
+            # per bridge: one bridge's scrape missing must not look like the others' restart
+            "bridge": _sum(self._carried(f"bridge-{i}", pick(b, *BRIDGE_FORWARDED)) for i, b in enumerate(bridges)),
             "telemetry": sum(ends["telemetry"].values()) - self._start_offsets["telemetry"],
             "enriched": float(tail["enriched"]),
             "dlq": float(tail["dlq"]),
@@ -126,7 +131,8 @@ class Collector(threading.Thread):
         self._samples.append((now, {k: v for k, v in totals.items() if v is not None}))
         rates = {k: self._rate(k) for k in totals}
         input_rate = rates["telemetry"] or 0.0
-        lag_s = {job: (None if n is None else (n / input_rate if input_rate > 0 else 0.0)) for job, n in lag.items()}
+        # lag in seconds of input: none to speak of without input (0 events is 0 s; otherwise unknown)
+        lag_s = {job: (None if n is None else (n / input_rate if input_rate > 0 else (0.0 if n == 0 else None))) for job, n in lag.items()}
         checkpoints = {
             "completed": pick(pipeline, *CHECKPOINTS), "failed": pick(pipeline, *CHECKPOINTS_FAILED),
             "last_duration_ms": pick(pipeline, *CHECKPOINT_MS),
@@ -149,7 +155,7 @@ class Collector(threading.Thread):
             "exporters": {"simulator": sim is not None, "bridges": sum(b is not None for b in bridges),
                           "pipeline": pipeline is not None, "alerts": alerts_job is not None},
             "processes": self.processes(),
-            "errors": [e for e in (tail["error"], self.bronze.error) if e],
+            "errors": [e for e in (tail["error"], self.bronze.error, self.sample_error) if e],
         }
         snapshot["steady"] = self._steady(snapshot, input_rate, now)
         snapshot["steady_after_s"] = None if self.steady_since is None else round(self.steady_since - self.started_at, 1)
@@ -177,10 +183,10 @@ class Collector(threading.Thread):
             return None
         end_t, end_v = points[-1]
         start_t, start_v = next(((t, v) for t, v in points if t >= end_t - _RATE_WINDOW_S), points[0])
+        if start_t >= end_t:  # samples further apart than the window: the last two
+            start_t, start_v = points[-2]
         if end_t - start_t <= 0:
             return None
-        if (start_t, start_v) == (end_t, end_v):
-            start_t, start_v = points[-2]
         return round(max(0.0, end_v - start_v) / (end_t - start_t), 1)
 
     def _steady(self, snapshot: dict[str, Any], input_rate: float, now: float) -> bool:
@@ -198,8 +204,12 @@ class Collector(threading.Thread):
     # -- readers ---------------------------------------------------------------------------------
 
     def snapshot(self) -> dict[str, Any]:
+        """The latest complete sample ({} before the first), with a sampling failure since in `errors`."""
         with self._lock:
-            return dict(self._snapshot)
+            snapshot = dict(self._snapshot)
+        if self.sample_error:
+            snapshot["errors"] = [*snapshot.get("errors", []), self.sample_error]
+        return snapshot
 
     def history(self) -> dict[str, Any]:
         """The map's charts: `{"t": [...], "rates": {label: [...]}, "lag": {group: [...]}}`."""

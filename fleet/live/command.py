@@ -28,8 +28,12 @@ from fleet.live.fleet_rounds import sim_argv
 from fleet.live.processes import Children
 
 _JOB_START_TIMEOUT_S = 240.0
+_SIM_RESTARTS = 5
 JOB_UPTIME = ("jobmanager_job_uptime",)  # Flink's reporter: flink_jobmanager_job_uptime (ms, > 0 once RUNNING)
-_STOP_ORDER = ("sim", "bridge-0", "bridge-1", "bridge-2", "bridge-3", "pipeline", "alerts")
+
+
+class _StopRequested(Exception):
+    """Ctrl-C (or SIGTERM/SIGHUP) arrived while the platform was still starting."""
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -55,9 +59,10 @@ def _cmd_live(args: argparse.Namespace) -> int:
     config = load_config(args.profile, args.set)
     live = config.live
     if args.vehicles is not None or args.bridges is not None:
-        live = replace(live, vehicles=args.vehicles or live.vehicles, bridges=args.bridges or live.bridges)
-        if live.vehicles < 1 or not 1 <= live.bridges <= 4:
-            raise ConfigError("--vehicles must be >= 1 and --bridges 1..4")
+        live = replace(live, vehicles=live.vehicles if args.vehicles is None else args.vehicles,
+                       bridges=live.bridges if args.bridges is None else args.bridges)
+        if live.vehicles < 1 or live.bridges < 1:
+            raise ConfigError("--vehicles and --bridges must be >= 1")
         config = replace(config, live=live)
     return LivePlatform(config, cli=_cli_prefix(args)).run(
         stop_after_s=args.stop_after_s, plain=args.plain or not sys.stdout.isatty(), print_every_s=args.print_every_s,
@@ -88,9 +93,9 @@ class LivePlatform:
 
     def run(self, *, stop_after_s: float | None, plain: bool, print_every_s: float, serve_map: bool,
             prometheus_port: int | None = None) -> int:
-        from infra.manager import LocalInfra, format_status
+        from infra.manager import LocalInfra
 
-        config, live = self.config, self.config.live
+        config = self.config
         if config.infra.mqtt_auth:
             print("telemetry live: the simulated fleet publishes without per-vehicle credentials; "
                   "run it with infra.mqtt_auth=false (the default)", file=sys.stderr)
@@ -99,85 +104,122 @@ class LivePlatform:
         if busy:
             print("telemetry live: " + "; ".join(busy), file=sys.stderr)
             return 2
-        previous = {sig: signal.signal(sig, lambda *_: self._stop.set()) for sig in (signal.SIGINT, signal.SIGTERM)}
+        # SIGHUP too: a closed terminal must not leave the children (each in its own session) behind.
+        previous = {sig: signal.signal(sig, lambda *_: self._stop.set()) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
         infra = LocalInfra(config.infra)
         already_up = {s.name for s in infra.status() if s.healthy}
-        started_servers: list[str] = []
-        collector = map_server = metrics_server = prometheus = None
+        parts: dict[str, Any] = {}
         code = 0
         try:
-            say = print
-            say(f"telemetry live: run folder {config.infra.run_dir}; logs of every process in {self.folder}")
-            say("[1/5] local servers")
-            rows = infra.up()
-            started_servers = [s.name for s in rows if s.name not in already_up]
-            self._servers = {s.name: s.pid for s in rows if s.pid is not None}
-            say(format_status(rows))
-            say("[2/5] topics and the vehicle registry")
-            self._topics_and_registry()
-            say("[3/5] jobs: telemetry pipeline and alerts on MiniClusters, from their committed offsets")
-            self._start_jobs()
-            from fleet.live.collector import Collector
-
-            collector = Collector(config, processes=self._process_rows)
-            collector.prepare()  # baselines before the fleet sends anything
-            collector.start()
-            say(f"[4/5] {live.bridges} MQTT→Kafka bridge(s) and {live.vehicles:,} simulated vehicles over MQTT")
-            self._start_bridges()
-            self._start_sim()
-            if serve_map:
-                from fleet.live.map_server import MapServer
-
-                map_server = MapServer(config, host=config.infra.host, port=live.map_port, metrics=collector.history)
-                map_server.start()
-            from fleet.live.live_metrics import serve_live_metrics
-
-            metrics_server = serve_live_metrics(collector, config.infra.host, live.metrics_port)
-            if prometheus_port is not None:
-                from infra.prometheus import PrometheusServer
-
-                prometheus = PrometheusServer(config.infra.run_dir, config.infra.host, prometheus_port)
-                prometheus.up(config)
-                say(f"      prometheus {prometheus.url} scraping every process every 2 s ({prometheus.config_file})")
-            map_url = map_server.url if map_server else "(off)"
-            say(f"[5/5] live: map {map_url} · metrics http://{config.infra.host}:{live.metrics_port}/metrics · "
-                f"status {self.folder / 'status.json'} · Ctrl-C stops")
-            self._watch(collector, map_url=map_url, plain=plain, print_every_s=print_every_s, stop_after_s=stop_after_s)
+            self._start_all(infra, parts, prometheus_port=prometheus_port, serve_map=serve_map)
+            map_server = parts.get("map")
+            self._watch(parts["collector"], map_url=map_server.url if map_server else "(off)", plain=plain,
+                        print_every_s=print_every_s, stop_after_s=stop_after_s)
+        except _StopRequested:
+            print("stop requested while starting", flush=True)
         except Exception as exc:  # noqa: BLE001 - stop what was started, then report
             print(f"telemetry live: {type(exc).__name__}: {exc}", file=sys.stderr)
             code = 1
         finally:
-            print("stopping: fleet, bridges, jobs …", flush=True)
-            last = {}
-            if collector is not None:  # first, so the last status is of the running platform
-                collector.stop()
-                last = collector.snapshot()
-            # A bridge settles and acknowledges what it holds within its own 30 s: give it that.
-            codes = self.children.stop_all(_STOP_ORDER, timeouts={f"bridge-{i}": 45.0 for i in range(self.config.live.bridges)})
-            if map_server is not None:
-                map_server.stop()
-            if metrics_server is not None:
-                metrics_server.shutdown()
-            if prometheus is not None:
-                prometheus.down()
-            if started_servers:
-                infra.down(started_servers)
-            survivors = self.children.survivors()
-            if last:
-                self._write_status({**last, "stopped": {"exit_codes": codes, "servers_stopped": started_servers,
-                                                        "survivors": [f"{pid} {cmd}" for pid, cmd in survivors]}})
-            print("stopped " + ", ".join(f"{name} (exit {rc})" for name, rc in codes.items())
-                  + (f"; servers stopped: {', '.join(started_servers)}" if started_servers else "")
-                  + (f"; left running (they were up before): {', '.join(sorted(already_up))}" if already_up else ""))
-            if survivors:
-                print("LEFT RUNNING (not stopped): " + "; ".join(f"{pid} {cmd[:120]}" for pid, cmd in survivors), file=sys.stderr)
-                code = code or 1
-            else:
-                print(f"no process left: checked every process group of the {len(codes)} children")
-            print(f"the data stays in {self.config.infra.run_dir}; the next `telemetry live` resumes from the committed offsets")
+            code = self._stop_all(infra, parts, already_up) or code
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return code
+
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            raise _StopRequested
+
+    def _start_all(self, infra: Any, parts: dict[str, Any], *, prometheus_port: int | None, serve_map: bool) -> None:
+        """Everything, in order; each part goes into `parts` as soon as it exists, so a failure or a
+        Ctrl-C at any step stops exactly what was started."""
+        from infra.manager import format_status
+
+        config, live, say = self.config, self.config.live, print
+        say(f"telemetry live: run folder {config.infra.run_dir}; logs of every process in {self.folder}")
+        say("[1/5] local servers")
+        rows = infra.up()
+        self._servers = {s.name: s.pid for s in rows if s.pid is not None}
+        say(format_status(rows))
+        self._check_stop()
+        say("[2/5] topics and the vehicle registry")
+        self._topics_and_registry()
+        self._check_stop()
+        say("[3/5] jobs: telemetry pipeline and alerts on MiniClusters, from their committed offsets")
+        self._start_jobs()
+        self._check_stop()
+        from fleet.live.collector import Collector
+
+        parts["collector"] = collector = Collector(config, processes=self._process_rows)
+        collector.prepare()  # baselines before the fleet sends anything
+        collector.start()
+        say(f"[4/5] {live.bridges} MQTT→Kafka bridge(s) and {live.vehicles:,} simulated vehicles over MQTT")
+        self._start_bridges()
+        self._start_sim()
+        if serve_map:
+            from fleet.live.map_server import MapServer
+
+            parts["map"] = MapServer(config, host=config.infra.host, port=live.map_port, metrics=collector.history)
+            parts["map"].start()
+        from fleet.live.live_metrics import serve_live_metrics
+
+        parts["metrics"] = serve_live_metrics(collector, config.infra.host, live.metrics_port)
+        if prometheus_port is not None:
+            from infra.prometheus import PrometheusServer
+
+            parts["prometheus"] = PrometheusServer(config.infra.run_dir, config.infra.host, prometheus_port)
+            parts["prometheus"].up(config)
+            say(f"      prometheus {parts['prometheus'].url} scraping every process every 2 s ({parts['prometheus'].config_file})")
+        map_url = parts["map"].url if "map" in parts else "(off)"
+        say(f"[5/5] live: map {map_url} · metrics http://{config.infra.host}:{live.metrics_port}/metrics · "
+            f"status {self.folder / 'status.json'} · Ctrl-C stops")
+
+    def _stop_all(self, infra: Any, parts: dict[str, Any], already_up: set[str]) -> int:
+        """Stop in order — the status first (so its last word is the running platform's), the fleet,
+        the bridges, the jobs, the rest, the servers this run started — each step on its own, so one
+        failing does not leave the others running; then check for survivors. 1 if any is left."""
+        print("stopping: fleet, bridges, jobs …", flush=True)
+        problems: list[str] = []
+
+        def attempt(what: str, step: Any) -> Any:
+            try:
+                return step()
+            except Exception as exc:  # noqa: BLE001 - report it, go on stopping the rest
+                problems.append(f"{what}: {type(exc).__name__}: {exc}")
+                return None
+
+        collector = parts.get("collector")
+        last = attempt("status", lambda: (collector.stop(), collector.snapshot())[1]) if collector else {}
+        bridges = [f"bridge-{i}" for i in range(self.config.live.bridges)]
+        # A bridge settles and acknowledges what it holds within its own 30 s: give it that.
+        codes = attempt("children", lambda: self.children.stop_all(["sim", *bridges, "pipeline", "alerts"],
+                                                                   timeouts={name: 45.0 for name in bridges})) or {}
+        if "map" in parts:
+            attempt("map", parts["map"].stop)
+        if "metrics" in parts:
+            attempt("metrics", parts["metrics"].shutdown)
+        if "prometheus" in parts:
+            attempt("prometheus", parts["prometheus"].down)
+        # What this run started: whatever is up now and was not before (a partial start included).
+        started = attempt("servers", lambda: [s.name for s in infra.status() if s.pid is not None and s.name not in already_up]) or []
+        if started:
+            attempt("servers", lambda: infra.down(started))
+        survivors = self.children.survivors()
+        if last:
+            attempt("status file", lambda: self._write_status({**last, "stopped": {
+                "exit_codes": codes, "servers_stopped": started, "survivors": [f"{pid} {cmd}" for pid, cmd in survivors],
+                "problems": problems}}))
+        print("stopped " + ", ".join(f"{name} (exit {rc})" for name, rc in codes.items())
+              + (f"; servers stopped: {', '.join(started)}" if started else "")
+              + (f"; left running (they were up before): {', '.join(sorted(already_up))}" if already_up else ""))
+        for problem in problems:
+            print(f"while stopping, {problem}", file=sys.stderr)
+        print(f"the data stays in {self.config.infra.run_dir}; the next `telemetry live` resumes from the committed offsets")
+        if survivors:
+            print("LEFT RUNNING (not stopped): " + "; ".join(f"{pid} {cmd[:120]}" for pid, cmd in survivors), file=sys.stderr)
+            return 1
+        print(f"no process left: checked every process group of the {len(codes)} children")
+        return 1 if problems else 0
 
     # -- set-up ----------------------------------------------------------------------------------
 
@@ -215,6 +257,7 @@ class LivePlatform:
             self.children.start(name, [*self.cli, "--set", f"flink.prometheus_port={port}", "run", name, "--start", "committed"],
                                 env={"FLINK_LOG_DIR": str(self.folder / f"flink-{name}")})
             self._wait_running(name, port)
+            self._check_stop()
             print(f"      {name}: running after {time.monotonic() - started:.0f} s", flush=True)
 
     def _wait_running(self, name: str, port: int, timeout_s: float = _JOB_START_TIMEOUT_S) -> None:
@@ -238,12 +281,14 @@ class LivePlatform:
         live = self.config.live
         for i in range(live.bridges):
             self.children.start(f"bridge-{i}", [*self.cli, "bridge", "--client-id", f"telemetry-live-bridge-{i}",
-                                                "--metrics-port", str(live.bridge_metrics_port + i), "--stats-every", "30"])
+                                                "--metrics-port", str(live.bridge_metrics_port + i),
+                                                "--metrics-host", self.config.infra.host, "--stats-every", "30"])
 
     def _start_sim(self) -> None:
         infra = self.config.infra
         self.children.start("sim", sim_argv(self.cli, self.config.live, vehicles=self.config.live.vehicles,
-                                            round_index=self._round, mqtt=f"{infra.host}:{infra.mqtt_port}"))
+                                            round_index=self._round, mqtt=f"{infra.host}:{infra.mqtt_port}",
+                                            metrics_host=infra.host))
 
     # -- while it runs ---------------------------------------------------------------------------
 
@@ -265,12 +310,15 @@ class LivePlatform:
                     break
                 self._keep_fleet_going()
                 snapshot = collector.snapshot()
-                self._write_status(snapshot)
-                if live_view is not None:
-                    live_view.update(render(snapshot, map_url=map_url, run_dir=str(self.config.infra.run_dir)))
-                elif time.monotonic() - last_print >= print_every_s:
-                    last_print = time.monotonic()
-                    print(plain_line(snapshot), flush=True)
+                try:  # showing the status must never be what stops the platform
+                    self._write_status(snapshot)
+                    if live_view is not None:
+                        live_view.update(render(snapshot, map_url=map_url, run_dir=str(self.config.infra.run_dir)))
+                    elif time.monotonic() - last_print >= print_every_s:
+                        last_print = time.monotonic()
+                        print(plain_line(snapshot), flush=True)
+                except Exception as exc:  # noqa: BLE001
+                    print(f"status display: {type(exc).__name__}: {exc}", file=sys.stderr)
         finally:
             if live_view is not None:
                 live_view.stop()
@@ -282,10 +330,14 @@ class LivePlatform:
         sim = self.children.get("sim")
         if sim is None or sim.exit_code() is None:
             return
+        if self._sim_failures > _SIM_RESTARTS:
+            return  # given up: said so once, the status shows it exited
         if sim.exit_code() != 0:
             self._sim_failures += 1
-            print(f"simulator exited with {sim.exit_code()} (failure {self._sim_failures}); its log:\n{sim.log_tail(10)}", file=sys.stderr)
-            if self._sim_failures > 5:
+            gave_up = self._sim_failures > _SIM_RESTARTS
+            print(f"simulator exited with {sim.exit_code()} (failure {self._sim_failures}"
+                  f"{'; not restarted again' if gave_up else ''}); its log {sim.log}:\n{sim.log_tail(10)}", file=sys.stderr)
+            if gave_up:
                 return
         self._round += 1
         self._start_sim()
@@ -318,7 +370,7 @@ class LivePlatform:
         return rows
 
     def _write_status(self, snapshot: dict[str, Any]) -> None:
-        if not snapshot:
+        if not snapshot.get("stages"):
             return
         path = self.folder / "status.json"
         tmp = path.with_suffix(".tmp")

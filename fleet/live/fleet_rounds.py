@@ -43,12 +43,13 @@ def fault_flags(live: LiveSettings, vehicles: int) -> list[str]:
     return flags
 
 
-def sim_argv(cli: Sequence[str], live: LiveSettings, *, vehicles: int, round_index: int, mqtt: str) -> list[str]:
+def sim_argv(cli: Sequence[str], live: LiveSettings, *, vehicles: int, round_index: int, mqtt: str,
+             metrics_host: str = "127.0.0.1") -> list[str]:
     """`telemetry … sim run` for round `round_index` (0, 1, …) of the live fleet."""
     return [
         *cli, "sim", "run", "--output", "mqtt", "--mqtt", mqtt,
         "--vehicles", str(vehicles), "--seed", str(live.seed + round_index), "--knob-seed", str(round_index + 1),
         "--duration-s", f"{live.round_s:g}",
-        "--report-every-s", "30", "--metrics-port", str(live.sim_metrics_port),
+        "--report-every-s", "30", "--metrics-port", str(live.sim_metrics_port), "--metrics-host", metrics_host,
         *fault_flags(live, vehicles),
     ]

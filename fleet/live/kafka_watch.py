@@ -9,6 +9,7 @@ included) and now − its Kafka ingest time (`ingested_at_ms`, the pipeline's in
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections import Counter, deque
@@ -109,6 +110,7 @@ class OutputTail(threading.Thread):
             while not self._halt.is_set():
                 try:
                     messages = consumer.consume(num_messages=2_000, timeout=0.2)
+                    self.error = None
                 except KafkaException as exc:  # broker restarting: keep trying, say so
                     self.error = str(exc)
                     continue
@@ -145,15 +147,22 @@ class OutputTail(threading.Thread):
                     c.recent_alerts.appendleft(record)
                     if isinstance(record.get("ingested_at_ms"), int):
                         c.ingest_to_alert_ms.append((now_s, now_ms - record["ingested_at_ms"]))
-            for series in (c.event_to_enriched_ms, c.ingest_to_enriched_ms, c.ingest_to_alert_ms):
-                while series and series[0][0] < now_s - _LATENCY_WINDOW_S:
-                    series.popleft()
+            self._prune(now_s)
+
+    def _prune(self, now_s: float) -> None:
+        """Forget latencies older than the window (also when nothing arrives: a stalled pipeline
+        shows no latency, not its last one)."""
+        c = self.counts
+        for series in (c.event_to_enriched_ms, c.ingest_to_enriched_ms, c.ingest_to_alert_ms):
+            while series and series[0][0] < now_s - _LATENCY_WINDOW_S:
+                series.popleft()
 
     def wait_ready(self, timeout_s: float = 30.0) -> bool:
         return self._ready.wait(timeout_s)
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
+            self._prune(time.monotonic())
             c = self.counts
             return {
                 "enriched": c.enriched, "dlq": c.dlq, "alerts": c.alerts,
@@ -169,17 +178,18 @@ class OutputTail(threading.Thread):
 
     def stop(self) -> None:
         self._halt.set()
-        self.join(10)
+        if self.is_alive():
+            self.join(10)
 
 
 def percentiles(values: list[float]) -> dict[str, float] | None:
-    """p50/p95/p99/max (nearest rank) of `values`, or None if there are none."""
+    """p50/p95/p99/max (nearest rank: the smallest value with at least q of them at or below it)
+    of `values`, or None if there are none."""
     if not values:
         return None
     ordered = sorted(values)
-    last = len(ordered) - 1
 
     def rank(q: float) -> float:
-        return round(ordered[min(last, int(q * len(ordered)))], 1)
+        return round(ordered[max(0, math.ceil(q * len(ordered)) - 1)], 1)
 
     return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99), "max": round(ordered[-1], 1), "count": len(ordered)}

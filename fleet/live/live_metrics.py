@@ -16,7 +16,7 @@ class LiveStatusCollector:
 
     def collect(self) -> Iterator[Any]:
         snapshot = self.collector.snapshot()
-        if not snapshot:
+        if not snapshot.get("stages"):
             return
         events = CounterMetricFamily("live_stage_events", "events through each stage this session", labels=["stage"])
         rates = GaugeMetricFamily("live_stage_rate_events_per_second", "events/s of each stage (5 s window)", labels=["stage"])

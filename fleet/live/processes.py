@@ -99,9 +99,7 @@ class Children:
             _signal_group(child.pid, signal.SIGKILL)
             child.proc.wait(10)
         # The JVM of a job can outlive its Python client by a moment: wait for the group to empty.
-        deadline = time.monotonic() + timeout_s
-        while group_members(child.pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
+        _wait_empty(child.pid, timeout_s)
         if group_members(child.pid):
             _signal_group(child.pid, signal.SIGKILL)
             _wait_empty(child.pid, 10.0)

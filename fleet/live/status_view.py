@@ -27,8 +27,9 @@ def _clock(seconds: float) -> str:
 
 def render(snapshot: dict[str, Any], *, map_url: str, run_dir: str) -> Any:
     """The rich renderable of one snapshot."""
-    if not snapshot:
-        return Panel(Text("starting: waiting for the first sample …"), title="fleet telemetry · live")
+    if not snapshot.get("stages"):
+        return Panel(Group(Text("starting: waiting for the first sample …"),
+                           *(Text(f"! {e}", style="red") for e in snapshot.get("errors", []))), title="fleet telemetry · live")
     stages = Table(expand=True, box=None, pad_edge=False)
     stages.add_column("stage")
     stages.add_column("events/s", justify="right")
@@ -84,8 +85,8 @@ def render(snapshot: dict[str, Any], *, map_url: str, run_dir: str) -> Any:
 
 def plain_line(snapshot: dict[str, Any]) -> str:
     """One line for logs: rates per stage, lag, latency p95, DLQ, duplicates, alerts, Bronze."""
-    if not snapshot:
-        return "live: starting"
+    if not snapshot.get("stages"):
+        return "live: starting" + "".join(f" ! {e}" for e in snapshot.get("errors", []))
     rates = " ".join(f"{s['key']}={_n(s['rate'])}/s({_n(s['total'])})" for s in snapshot["stages"])
     lag = " ".join(f"lag[{j}]={'-' if v['events'] is None else v['events']}" for j, v in snapshot["lag"].items())
     p = snapshot["latency_ms"]["event_to_enriched"]

@@ -27,12 +27,16 @@ def test_rates_are_over_the_last_five_seconds_of_samples(tmp_path):
         c._samples.append((t, {"fleet": total}))
     # window [3, 8]: the first sample inside it is t=7 (1300) → (1500 - 1300) / (8 - 7)
     assert c._rate("fleet") == 200.0
+    c._samples.append((20.0, {"fleet": 2700}))  # 12 s after the previous: the last two samples
+    assert c._rate("fleet") == 100.0
     assert c._rate("bridge") is None  # never reported
 
 
 def test_percentiles_by_nearest_rank():
-    values = list(range(1, 101))  # 1..100
-    assert percentiles(values) == {"p50": 51, "p95": 96, "p99": 100, "max": 100, "count": 100}
+    values = list(range(100, 0, -1))  # 100..1, unsorted on purpose
+    # nearest rank: the q-th percentile of 1..100 is q itself (q % of the values are at or below it)
+    assert percentiles(values) == {"p50": 50, "p95": 95, "p99": 99, "max": 100, "count": 100}
+    assert percentiles([7.0]) == {"p50": 7.0, "p95": 7.0, "p99": 7.0, "max": 7.0, "count": 1}
     assert percentiles([]) is None
 
 
@@ -80,3 +84,13 @@ def test_the_plain_line_names_rates_lag_and_latency():
     assert "STEADY" in line and "fleet=2,400/s(150,000)" in line and "lag[pipeline]=1200" in line and "lag[alerts]=-" in line
     assert "e2e_p95=2100ms" in line and "dup=37" in line and "bronze_rows=130000" in line
     assert plain_line({}) == "live: starting"
+
+
+def test_before_the_first_sample_the_views_say_starting_and_show_errors():
+    from rich.console import Console
+
+    snapshot = {"errors": ["sampling failed: KafkaException: broker down"]}
+    assert plain_line(snapshot) == "live: starting ! sampling failed: KafkaException: broker down"
+    console = Console(width=120, record=True)
+    console.print(render(snapshot, map_url="-", run_dir="-"))
+    assert "broker down" in console.export_text()

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import pytest
 
 from fleet.config import PlatformConfig, load_config
-from infra.process import free_port
+from fleet.bench_live import isolated_overrides
 
 LIVE_VEHICLES = 300  # ~350 events/s at the seed's rates: small, so the suite's other work is not slowed
 STEADY_TIMEOUT_S = 300.0
@@ -96,18 +96,10 @@ class RunningPlatform:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
 
 
-def live_overrides(run_dir: Path) -> list[str]:
-    ports = iter({free_port() for _ in range(30)})
-    names = ["infra.kafka_port", "infra.kafka_controller_port", "infra.mqtt_port", "infra.moto_port", "live.map_port",
-             "live.metrics_port", "live.sim_metrics_port", "live.bridge_metrics_port", "live.pipeline_metrics_port",
-             "live.alerts_metrics_port"]
-    return [f"infra.run_dir={run_dir}", *(f"{name}={next(ports)}" for name in names)]
-
-
 @pytest.fixture(scope="package")
 def live_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
     run_dir = tmp_path_factory.mktemp("live-run")
-    overrides = live_overrides(run_dir)
+    overrides = isolated_overrides(run_dir)
     platform = RunningPlatform(load_config("local", overrides), overrides, run_dir / "telemetry-live.log")
     platform.start()
     try:

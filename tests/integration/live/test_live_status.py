@@ -14,7 +14,7 @@ from connectors.kafka_clients import read_values
 
 pytestmark = pytest.mark.integration
 
-_TAIL_SLACK_S = 7.0  # after the independent read: the collector's next sample, Bronze rescans every 5 s
+_TAIL_SLACK_S = 6.0  # after the independent read: the tail's next poll and a Bronze rescan (every 5 s)
 
 
 def _bronze_rows(root: str) -> int:
@@ -32,8 +32,10 @@ def test_status_shows_every_stage_flowing_with_its_processes(live_platform):
         assert rates[key] and rates[key] > 0, f"{key} not flowing: {status['stages']}"
     # 300 vehicles at the seed's rates send ~1.18 events/s each: the fleet stage shows that order.
     assert 0.3 * 300 < rates["fleet"] < 3 * 300 * 5, rates
-    # Each stage is downstream of the one before: it can never have seen more.
-    assert totals["telemetry"] <= totals["bridge"] <= totals["fleet"], totals
+    # The topic's end offsets are read before the bridge is scraped in a sample: Kafka cannot hold
+    # more than the bridge had confirmed by then. (The simulator counts PUBACKs on its own thread,
+    # possibly after the bridge forwarded a message: no inequality there.)
+    assert totals["telemetry"] <= totals["bridge"], totals
     names = {p["name"].split(" ")[0]: p for p in status["processes"]}
     assert set(names) == {"pipeline", "alerts", "bridge-0", "sim"}, names
     assert all(p["state"] == "running" for p in names.values()), names
@@ -53,8 +55,9 @@ def test_status_counts_match_kafka_and_bronze_read_independently(live_platform):
     dlq = Counter(orjson.loads(v)["reason"] for v in read_values(bootstrap, config.kafka.topic("dlq").name))
     enriched = read_values(bootstrap, config.kafka.topic("enriched").name)
     bronze_rows = _bronze_rows(config.pipeline.bronze_path)
-    time.sleep(_TAIL_SLACK_S)
-    after = live_platform.status()
+    read_done = time.time()
+    # A status sampled after the collector's tail caught up and Bronze was rescanned (every 5 s).
+    after = live_platform.wait_for(lambda st: st.get("time", 0) > read_done + _TAIL_SLACK_S, timeout_s=60, what="a later status")
 
     assert before["stages"][3]["key"] == "enriched"
     assert before["stages"][3]["total"] <= len(enriched) <= after["stages"][3]["total"], (before["stages"][3], len(enriched))
