@@ -99,13 +99,15 @@ def read_values(
         consumer.assign([TopicPartition(topic, p, (start or {}).get(p, 0)) for p in end])
         deadline = time.monotonic() + timeout_s
         idle_until = time.monotonic() + max(idle_s, 3.0)  # the first fetch takes a moment
-        while time.monotonic() < min(idle_until, deadline):
+        todo = {p for p, high in end.items() if (start or {}).get(p, 0) < high}
+        while todo and time.monotonic() < min(idle_until, deadline):
             batch = [m for m in consumer.consume(num_messages=10_000, timeout=0.3) if m.error() is None]
             if batch:
-                values += [m.value() for m in batch]
+                # Only up to the end offsets taken at the start: a topic still written to (a live
+                # platform) would otherwise keep the read going, and past "now".
+                values += [m.value() for m in batch if m.offset() < end[m.partition()]]
                 idle_until = time.monotonic() + idle_s
-            elif all(tp.offset >= end[tp.partition] for tp in consumer.position(consumer.assignment())):
-                break
+            todo = {tp.partition for tp in consumer.position([TopicPartition(topic, p) for p in todo]) if tp.offset < end[tp.partition]}
     finally:
         consumer.close()
     return values

@@ -31,7 +31,7 @@ _LAG_LIMIT_S = 10.0
 _GROWTH_LIMIT = 0.05
 _PORT_KEYS = ["infra.kafka_port", "infra.kafka_controller_port", "infra.mqtt_port", "infra.moto_port", "live.map_port",
               "live.metrics_port", "live.sim_metrics_port", "live.bridge_metrics_port", "live.pipeline_metrics_port",
-              "live.alerts_metrics_port"]
+              "live.alerts_metrics_port", "live.pipeline_rest_port", "live.alerts_rest_port"]
 
 
 def isolated_overrides(run_dir: Path) -> list[str]:

@@ -113,7 +113,8 @@ def cmd_run_pipeline(args: argparse.Namespace) -> int:
 
     config = _config(args)
     print(f"telemetry pipeline: {config.kafka.topic('telemetry').name} from {args.start} to {args.stop or 'forever (Ctrl-C stops)'}")
-    execute_job(config, name="telemetry pipeline", make_config=pipeline_config, build=build, start=args.start, stop=args.stop)
+    execute_job(config, name="telemetry pipeline", make_config=pipeline_config, build=build, start=args.start, stop=args.stop,
+                restore_from=args.restore)
     return 0
 
 
@@ -162,7 +163,8 @@ def cmd_run_alerts(args: argparse.Namespace) -> int:
     config = _config(args)
     print(f"anomaly detection: {config.kafka.topic('telemetry').name} → {config.kafka.topic('alerts').name}, "
           f"SNS topic {config.alerts.sns_topic}, log {config.alerts.alert_log}")
-    execute_job(config, name="anomaly detection", make_config=anomaly_config, build=build, start=args.start, stop=args.stop)
+    execute_job(config, name="anomaly detection", make_config=anomaly_config, build=build, start=args.start, stop=args.stop,
+                restore_from=args.restore)
     return 0
 
 

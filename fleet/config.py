@@ -100,6 +100,9 @@ class FlinkConfig:
     # Flink's Prometheus reporter (flink-metrics-prometheus): the port its /metrics is served on,
     # 0 = no reporter. `telemetry live` gives each job its own ([live] *_metrics_port).
     prometheus_port: int
+    # The REST port of the job's MiniCluster (a local run): 0 = any free one. `telemetry live` sets
+    # one per job to stop it with a savepoint.
+    rest_port: int
 
 
 @dataclass(frozen=True)
@@ -193,6 +196,8 @@ class LiveSettings:
     bridge_metrics_port: int  # bridge i serves /metrics and /healthz on bridge_metrics_port + i
     pipeline_metrics_port: int  # the pipeline's Flink Prometheus reporter
     alerts_metrics_port: int  # the anomaly job's
+    pipeline_rest_port: int  # the pipeline's MiniCluster REST API: stop-with-savepoint at Ctrl-C
+    alerts_rest_port: int
 
 
 @dataclass(frozen=True)
@@ -412,11 +417,14 @@ def _build(profile: str, raw: dict[str, Any], environ: Mapping[str, str]) -> Pla
 
     live = _construct(LiveSettings, dict(_section(raw, "live")), "live")
     live_ports = [live.map_port, live.metrics_port, live.sim_metrics_port, live.pipeline_metrics_port, live.alerts_metrics_port,
+                  live.pipeline_rest_port, live.alerts_rest_port,
                   *(live.bridge_metrics_port + i for i in range(max(live.bridges, 0)))]
     if live.vehicles < 1 or live.bridges < 1 or live.round_s < 60 or live.refresh_s <= 0:
         raise ConfigError("[live] vehicles >= 1, bridges >= 1, round_s >= 60 and refresh_s > 0")
     if any(not 0 < port < 65536 for port in live_ports) or len(set(live_ports)) != len(live_ports):
         raise ConfigError(f"[live] ports must be distinct TCP ports (bridge i uses bridge_metrics_port + i): {live_ports}")
+    if not 0 <= flink.rest_port < 65536:
+        raise ConfigError(f"[flink] rest_port={flink.rest_port} is not a TCP port (0: any free one)")
     if not 0 <= flink.prometheus_port < 65536:
         raise ConfigError(f"[flink] prometheus_port={flink.prometheus_port} is not a TCP port (0: off)")
 

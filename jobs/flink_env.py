@@ -148,6 +148,7 @@ def flink_configuration(config: FlinkConfig, *, extra: dict[str, str] | None = N
         "pipeline.object-reuse": "true",
         **s3_settings(config.s3_endpoint),
         **prometheus_settings(config.prometheus_port),
+        **({"rest.port": str(config.rest_port), "rest.bind-address": "127.0.0.1"} if config.rest_port > 0 else {}),
         **(extra or {}),
     }
     for key, value in settings.items():

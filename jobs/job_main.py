@@ -18,6 +18,8 @@ STOP_HELP = "omit to run forever; latest | timestamp=ISO | offsets=p:o,... for a
 def add_position_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--start", default="committed", help=START_HELP)
     parser.add_argument("--stop", default=None, help=STOP_HELP)
+    parser.add_argument("--restore", default=None, metavar="PATH",
+                        help="start from this savepoint or retained checkpoint (its offsets and state; --start then applies only to new partitions)")
 
 
 def execute_job(
@@ -28,10 +30,11 @@ def execute_job(
     build: Callable[[Any, Any], Any],
     start: str,
     stop: str | None,
+    restore_from: str | None = None,
 ) -> None:
     from jobs.flink_env import create_env
 
-    env = create_env(platform.flink)
+    env = create_env(platform.flink, extra={"execution.state-recovery.path": restore_from} if restore_from else None)
     build(env, make_config(platform, start=start, stop=stop))
     env.execute(name)
 
@@ -42,5 +45,6 @@ def job_main(argv: list[str] | None, *, name: str, description: str, make_config
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     add_position_arguments(parser)
     args = parser.parse_args(argv)
-    execute_job(load_config(args.profile, args.set), name=name, make_config=make_config, build=build, start=args.start, stop=args.stop)
+    execute_job(load_config(args.profile, args.set), name=name, make_config=make_config, build=build, start=args.start, stop=args.stop,
+                restore_from=args.restore)
     return 0

@@ -191,9 +191,16 @@ class LivePlatform:
         collector = parts.get("collector")
         last = attempt("status", lambda: (collector.stop(), collector.snapshot())[1]) if collector else {}
         bridges = [f"bridge-{i}" for i in range(self.config.live.bridges)]
-        # A bridge settles and acknowledges what it holds within its own 30 s: give it that.
-        codes = attempt("children", lambda: self.children.stop_all(["sim", *bridges, "pipeline", "alerts"],
-                                                                   timeouts={name: 45.0 for name in bridges})) or {}
+        # The fleet and the bridges first (a bridge settles and acknowledges what it holds within its
+        # own 30 s: give it that), then each job with a savepoint, then whatever is left by signal.
+        codes = attempt("fleet", lambda: self.children.stop_all(["sim", *bridges], timeouts={name: 45.0 for name in bridges},
+                                                                only=True)) or {}
+        live = self.config.live
+        for job, rest in (("pipeline", live.pipeline_rest_port), ("alerts", live.alerts_rest_port)):
+            outcome = attempt(f"{job} savepoint", lambda job=job, rest=rest: self._stop_job(job, rest))
+            if outcome:
+                print(f"      {job}: {outcome}", flush=True)
+        codes.update(attempt("children", lambda: self.children.stop_all(["pipeline", "alerts"])) or {})
         if "map" in parts:
             attempt("map", parts["map"].stop)
         if "metrics" in parts:
@@ -230,6 +237,7 @@ class LivePlatform:
         live, host = self.config.live, self.config.infra.host
         ports = {"map_port": live.map_port, "metrics_port": live.metrics_port, "sim_metrics_port": live.sim_metrics_port,
                  "pipeline_metrics_port": live.pipeline_metrics_port, "alerts_metrics_port": live.alerts_metrics_port,
+                 "pipeline_rest_port": live.pipeline_rest_port, "alerts_rest_port": live.alerts_rest_port,
                  **{f"bridge_metrics_port (+{i})": live.bridge_metrics_port + i for i in range(live.bridges)}}
         return [f"{host}:{port} ([live] {key}) is in use by another process: stop it, or --set live.{key.split(' ')[0]}=<port>"
                 for key, port in ports.items() if port_open(host, port)]
@@ -248,17 +256,69 @@ class LivePlatform:
 
     def _start_jobs(self) -> None:
         """One job after the other, each waited for until RUNNING: two MiniClusters booting at once on
-        two cores take twice as long each, and a fleet sending meanwhile only builds a backlog."""
+        two cores take twice as long each, and a fleet sending meanwhile only builds a backlog. Each
+        resumes from where the last run stopped (`_restore_point`)."""
         live = self.config.live
-        for name, port in (("pipeline", live.pipeline_metrics_port), ("alerts", live.alerts_metrics_port)):
+        for name, port, rest in (("pipeline", live.pipeline_metrics_port, live.pipeline_rest_port),
+                                 ("alerts", live.alerts_metrics_port, live.alerts_rest_port)):
             started = time.monotonic()
+            restore, how = self._restore_point(name)
+            print(f"      {name}: {how}", flush=True)
             # Each JVM logs into a folder of its own: by default PyFlink's gateways share (and
             # overwrite) one file under site-packages/pyflink/log.
-            self.children.start(name, [*self.cli, "--set", f"flink.prometheus_port={port}", "run", name, "--start", "committed"],
-                                env={"FLINK_LOG_DIR": str(self.folder / f"flink-{name}")})
+            self.children.start(name, [
+                *self.cli, "--set", f"flink.prometheus_port={port}", "--set", f"flink.rest_port={rest}",
+                "--set", f"flink.checkpoint_dir={self._checkpoints(name).as_uri()}",
+                "run", name, "--start", "committed", *(["--restore", restore] if restore else []),
+            ], env={"FLINK_LOG_DIR": str(self.folder / f"flink-{name}")})
             self._wait_running(name, port)
             self._check_stop()
+            marker = self._savepoint_marker(name)
+            if restore and marker.exists():  # used: a later crash must resume from newer checkpoints
+                marker.replace(marker.with_suffix(".restored"))
             print(f"      {name}: running after {time.monotonic() - started:.0f} s", flush=True)
+
+    def _checkpoints(self, name: str) -> Path:
+        return self.folder / "checkpoints" / name
+
+    def _savepoint_marker(self, name: str) -> Path:
+        return self.folder / f"{name}.savepoint"
+
+    def _restore_point(self, name: str) -> tuple[str | None, str]:
+        """Where a job resumes: the savepoint its last clean stop took; after an unclean stop, its
+        newest retained checkpoint (Flink keeps them on cancellation); the first time, the group's
+        committed offsets (earliest where none)."""
+        from jobs.backfill_run import inspect_checkpoints
+
+        marker = self._savepoint_marker(name)
+        if marker.exists():
+            location = marker.read_text().strip()
+            if Path(location.removeprefix("file:"), "_metadata").exists():
+                return location, f"resumes from the savepoint of its last stop ({location})"
+        latest = inspect_checkpoints(self._checkpoints(name).as_uri()).latest if self._checkpoints(name).exists() else None
+        if latest:
+            return latest, f"resumes from its newest retained checkpoint ({latest}): the last stop took no savepoint"
+        return None, "starts from its consumer group's committed offsets (no savepoint or checkpoint yet)"
+
+    def _stop_job(self, name: str, rest_port: int) -> str:
+        """Stop-with-savepoint through the job's REST API (fleet/live/flink_rest.py), then wait for
+        its client to exit; a job that cannot take one is left to the SIGTERM that follows (its next
+        start then resumes from its newest retained checkpoint)."""
+        from fleet.live.flink_rest import FlinkRestError, stop_with_savepoint
+
+        child = self.children.get(name)
+        if child is None or child.exit_code() is not None:
+            return "not running"
+        try:
+            location = stop_with_savepoint(f"http://127.0.0.1:{rest_port}", (self.folder / "savepoints" / name).as_uri())
+        except FlinkRestError as exc:
+            return f"no savepoint ({exc}); stopped by SIGTERM"
+        self._savepoint_marker(name).write_text(location)
+        try:
+            child.proc.wait(60)
+        except Exception:  # noqa: BLE001 - the group is stopped by signal next anyway
+            pass
+        return f"savepoint {location}"
 
     def _wait_running(self, name: str, port: int, timeout_s: float = _JOB_START_TIMEOUT_S) -> None:
         """Until the job's Flink reporter says it is up (job uptime > 0)."""

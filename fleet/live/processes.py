@@ -106,11 +106,12 @@ class Children:
         return child.proc.returncode
 
     def stop_all(self, order: Sequence[str] = (), timeout_s: float = 30.0,
-                 timeouts: Mapping[str, float] | None = None) -> dict[str, int | None]:
-        """Stop the named children first, in that order, then the rest, newest first; `timeouts`
-        gives some a longer grace than `timeout_s`."""
+                 timeouts: Mapping[str, float] | None = None, *, only: bool = False) -> dict[str, int | None]:
+        """Stop the named children first, in that order, then (unless `only`) the rest, newest
+        first; `timeouts` gives some a longer grace than `timeout_s`."""
         names = [n for n in order if n in self._children]
-        names += [n for n in reversed(list(self._children)) if n not in names]
+        if not only:
+            names += [n for n in reversed(list(self._children)) if n not in names]
         return {name: self.stop(name, (timeouts or {}).get(name, timeout_s)) for name in names}
 
     def survivors(self) -> list[tuple[int, str]]:

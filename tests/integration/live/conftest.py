@@ -99,7 +99,10 @@ class RunningPlatform:
 @pytest.fixture(scope="package")
 def live_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningPlatform]:
     run_dir = tmp_path_factory.mktemp("live-run")
-    overrides = isolated_overrides(run_dir)
+    # Corrupt payloads and re-sends often enough that a few minutes show them (per hour and per
+    # 1,000 vehicles: 300 vehicles send ~0.25 of each kind per second).
+    overrides = [*isolated_overrides(run_dir), "live.malformed_per_round=3000", "live.schema_invalid_per_round=3000",
+                 "live.duplicates_per_round=3000"]
     platform = RunningPlatform(load_config("local", overrides), overrides, run_dir / "telemetry-live.log")
     platform.start()
     try:

@@ -37,7 +37,8 @@ def test_status_shows_every_stage_flowing_with_its_processes(live_platform):
     # possibly after the bridge forwarded a message: no inequality there.)
     assert totals["telemetry"] <= totals["bridge"], totals
     names = {p["name"].split(" ")[0]: p for p in status["processes"]}
-    assert set(names) == {"pipeline", "alerts", "bridge-0", "sim"}, names
+    # its children, the local servers it started, and itself
+    assert set(names) == {"pipeline", "alerts", "bridge-0", "sim", "kafka", "mosquitto", "moto", "telemetry"}, names
     assert all(p["state"] == "running" for p in names.values()), names
     assert status["exporters"] == {"simulator": True, "bridges": 1, "pipeline": True, "alerts": True}
     for job in ("pipeline", "alerts"):
