@@ -1,14 +1,15 @@
 """`telemetry live` (the README's `make run`): the whole platform on this machine, until Ctrl-C.
 
     local servers (Kafka, Mosquitto, moto) → topics → vehicle registry
-    → telemetry pipeline + alerts job (MiniCluster each, from their committed offsets)
+    → telemetry pipeline + alerts job (MiniCluster each, resumed from their last savepoint)
     → MQTT→Kafka bridge(s) → simulated fleet over MQTT (rounds of faults)
     → live status (terminal, <run_dir>/live/status.json, /metrics) + the fleet map (http)
 
-Ctrl-C (or SIGTERM) stops the fleet first, then the bridges, then the jobs, then the servers this
-command started (servers already running before are left running), and checks that no process of
-any child's group is left. The data stays in the run folder: the next start resumes from the jobs'
-committed offsets, and `telemetry query …` reads the stores meanwhile.
+Ctrl-C (or SIGTERM, SIGHUP) stops the fleet first, then the bridges, then each job with a savepoint,
+then the servers this command started (servers already running before are left running), and
+checks that no process of any child's group is left. The data stays in the run folder: the next
+start resumes each job from its savepoint (exactly once), and `telemetry query …` reads the stores
+meanwhile.
 """
 
 from __future__ import annotations
@@ -145,7 +146,7 @@ class LivePlatform:
         say("[2/5] topics and the vehicle registry")
         self._topics_and_registry()
         self._check_stop()
-        say("[3/5] jobs: telemetry pipeline and alerts on MiniClusters, from their committed offsets")
+        say("[3/5] jobs: telemetry pipeline and alerts on MiniClusters, one after the other")
         self._start_jobs()
         self._check_stop()
         from fleet.live.collector import Collector
@@ -221,7 +222,7 @@ class LivePlatform:
               + (f"; left running (they were up before): {', '.join(sorted(already_up))}" if already_up else ""))
         for problem in problems:
             print(f"while stopping, {problem}", file=sys.stderr)
-        print(f"the data stays in {self.config.infra.run_dir}; the next `telemetry live` resumes from the committed offsets")
+        print(f"the data stays in {self.config.infra.run_dir}; the next `telemetry live` resumes where this one stopped")
         if survivors:
             print("LEFT RUNNING (not stopped): " + "; ".join(f"{pid} {cmd[:120]}" for pid, cmd in survivors), file=sys.stderr)
             return 1
