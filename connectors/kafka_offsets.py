@@ -21,6 +21,18 @@ _SETTLING = {
 }
 
 
+def retry_settling(call: Callable[[], T], timeout_s: float) -> T:
+    """`call()`, again every 0.2 s while it fails with a settling error, for up to `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return call()
+        except KafkaException as exc:
+            if exc.args[0].code() not in _SETTLING or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
 class UnknownTopic(KeyError):
     """The topic does not exist on the broker (auto-creation is off, so a typo stays a typo)."""
 
@@ -87,14 +99,7 @@ class OffsetProbe:
         return result
 
     def _retry(self, call: Callable[[], T]) -> T:
-        deadline = time.monotonic() + self.timeout_s
-        while True:
-            try:
-                return call()
-            except KafkaException as exc:
-                if exc.args[0].code() not in _SETTLING or time.monotonic() > deadline:
-                    raise
-                time.sleep(0.2)
+        return retry_settling(call, self.timeout_s)
 
 
 def committed_offsets(bootstrap_servers: str, group_id: str, topic: str, *, timeout_s: float = 30.0) -> dict[int, int]:

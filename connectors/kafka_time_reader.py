@@ -16,9 +16,9 @@ import logging
 import time
 from dataclasses import dataclass
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+from confluent_kafka import Consumer, KafkaException, TopicPartition
 
-from connectors.kafka_offsets import UnknownTopic
+from connectors.kafka_offsets import UnknownTopic, retry_settling
 
 CONNECT_TIMEOUT_S = 5.0
 
@@ -26,11 +26,6 @@ CONNECT_TIMEOUT_S = 5.0
 _QUIET = logging.getLogger("fleet.kafka_time_reader.librdkafka")
 _QUIET.addHandler(logging.NullHandler())
 _QUIET.propagate = False
-
-_SETTLING = {
-    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
-}
-
 
 class BrokerUnreachable(ConnectionError):
     """No broker at the bootstrap address answered in time."""
@@ -114,11 +109,4 @@ def _consume(
 
 def _retry(call, timeout_s: float):
     """A topic created a moment ago is in metadata before its partitions answer offset requests."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return call()
-        except KafkaException as exc:
-            if exc.args[0].code() not in _SETTLING or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    return retry_settling(call, timeout_s)

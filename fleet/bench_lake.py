@@ -336,12 +336,16 @@ def markdown_section(result: dict, host: dict, command: str, json_path: Path) ->
 
 
 def write_markdown_section(path: Path, section: str) -> Path:
-    """Put the section in BENCHMARKS.md: between its markers if there, else at the end; the rest
-    of the file (written by `telemetry bench pipeline`) is left as it is."""
+    return write_marked_section(path, section, SECTION_BEGIN, SECTION_END)
+
+
+def write_marked_section(path: Path, section: str, begin: str, end: str) -> Path:
+    """Put a benchmark's section in BENCHMARKS.md: between its markers if there, else at the end;
+    the rest of the file (written by `telemetry bench pipeline`, other benchmarks) is left as it is."""
     text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if SECTION_BEGIN in text and SECTION_END in text:
-        head, rest = text.split(SECTION_BEGIN, 1)
-        text = head + section + rest.split(SECTION_END, 1)[1]
+    if begin in text and end in text:
+        head, rest = text.split(begin, 1)
+        text = head + section + rest.split(end, 1)[1]
     else:
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.write_text(text)

@@ -211,14 +211,10 @@ def cmd_bench_live(args: Any, config: Any) -> int:
 
 
 def write_section(path: Path, section: str) -> Path:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if SECTION_BEGIN in text and SECTION_END in text:
-        head, rest = text.split(SECTION_BEGIN, 1)
-        text = head + section + rest.split(SECTION_END, 1)[1]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.write_text(text)
-    return path
+    """This benchmark's section in BENCHMARKS.md, between its markers (the rest left as it is)."""
+    from fleet.bench_lake import write_marked_section
+
+    return write_marked_section(path, section, SECTION_BEGIN, SECTION_END)
 
 
 def add_parser(bench_cmd: Any, add: Any, config_of: Any) -> None:
