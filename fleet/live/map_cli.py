@@ -7,6 +7,7 @@ stores a run left behind (or one another process is writing), with empty charts.
 from __future__ import annotations
 
 import argparse
+import signal
 import threading
 from typing import Callable
 
@@ -19,11 +20,23 @@ def cmd_map(args: argparse.Namespace, config: PlatformConfig) -> int:
     port = config.live.map_port if args.port is None else args.port
     server = MapServer(config, host=args.host, port=port).start()
     print(f"fleet map: {server.url}  (status table {config.stores.local_path}, alert log {config.alerts.alert_log}); Ctrl-C stops it")
+    # Handlers of our own, not KeyboardInterrupt: a process started with SIGINT ignored (a
+    # background job of a non-interactive shell, such as CI's) would never see Ctrl-C otherwise.
+    stopped: list[int] = []
+    done = threading.Event()
+
+    def on_signal(signum, _frame) -> None:
+        stopped.append(signum)
+        done.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        threading.Event().wait()  # until Ctrl-C (KeyboardInterrupt)
+        done.wait()
     finally:
         server.stop()
-    return 0
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 130 if stopped and stopped[0] == signal.SIGINT else 0  # 130: the shell's code for Ctrl-C
 
 
 def add_parser(commands: argparse._SubParsersAction, add: Callable[..., argparse.ArgumentParser], config_of: Callable) -> None:
