@@ -173,6 +173,10 @@ def markdown_section(result: dict[str, Any], json_path: Path) -> str:
         "",
         format_table(levels),
         "",
+        "Steady after: seconds from the command to a steady status (servers and both jobs' start included). A negative lag "
+        "growth with enriched above ingest means the jobs were still catching up in the window with what the fleet sent "
+        "while they started: the window then shows their spare capacity, and the lag at its end whether they got there.",
+        "",
         f"**Largest sustained fleet: {best:,} vehicles.**" if best else "**No fleet size was sustained.**",
         "",
         "CPU by process (cores, over the window):",
