@@ -335,6 +335,10 @@ def test_telemetry_map_serves_the_stores_until_ctrl_c(config: PlatformConfig, st
         assert vehicles["counts"] == {"in_trip": 1, "parked": 0, "low_battery": 1, "offline": 0}
     finally:
         process.send_signal(signal.SIGINT)
-        output = process.communicate(timeout=30)[0].decode()
+        try:
+            output = process.communicate(timeout=30)[0].decode()
+        except subprocess.TimeoutExpired:  # never leave it serving behind the test
+            process.kill()
+            output = process.communicate()[0].decode() + "\n(killed: no exit within 30 s of SIGINT)"
     assert process.returncode == 130, output  # telemetry's exit code for Ctrl-C
     assert f"fleet map: http://127.0.0.1:{port}/" in output
