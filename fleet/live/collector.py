@@ -29,6 +29,7 @@ _STEADY_SAMPLES = 15  # the steady condition must hold this many samples in a ro
 SIM_PUBLISHED = ("sim_events_acknowledged_total", "sim_events_published_total")
 BRIDGE_FORWARDED = ("bridge_forwarded_total",)
 BRIDGE_RECEIVED = ("bridge_received_total",)
+BRIDGE_IN_FLIGHT = ("bridge_in_flight",)
 DUPLICATES = ("_duplicates_dropped",)
 CHECKPOINTS = ("_numberOfCompletedCheckpoints",)
 CHECKPOINTS_FAILED = ("_numberOfFailedCheckpoints",)
@@ -152,6 +153,7 @@ class Collector(threading.Thread):
             "bronze": {"files": self._bronze[0] - self.bronze.baseline_files, "rows": self._bronze[1] - self.bronze.baseline_rows,
                        "files_total": self._bronze[0], "rows_total": self._bronze[1]},
             "bridge_received": _sum(pick(b, *BRIDGE_RECEIVED) for b in bridges),
+            "bridge_in_flight": _sum(pick(b, *BRIDGE_IN_FLIGHT) for b in bridges),
             "exporters": {"simulator": sim is not None, "bridges": sum(b is not None for b in bridges),
                           "pipeline": pipeline is not None, "alerts": alerts_job is not None},
             "processes": self.processes(),
