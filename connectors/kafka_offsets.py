@@ -1,7 +1,7 @@
 """Offset look-ups on a topic with confluent-kafka: where each partition's log starts and ends, which
 offset a record time maps to, and what a consumer group has committed.
 
-Plain data in and out, so the backfill's range logic (jobs/backfill_range.py) stays testable
+Plain data in and out, so the backfill's range logic (jobs/backfill/ranges.py) stays testable
 without a broker. Nothing here joins a group or commits: the probes only read metadata.
 """
 

@@ -18,7 +18,7 @@ from pyflink.datastream.connectors.kafka import KafkaRecordSerializationSchema, 
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment, TableDescriptor
 
 # The default of [kafka] transaction_timeout_ms; a profile's value is checked against the broker's
-# maximum and the restart strategy when it is loaded (fleet/config_invariants.py).
+# maximum and the restart strategy when it is loaded (fleet/config/invariants.py).
 TRANSACTION_TIMEOUT_MS = 600_000
 
 KEYED_RECORD_TYPE = Types.ROW_NAMED(["key", "value"], [Types.STRING(), Types.STRING()])

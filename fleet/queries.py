@@ -1,5 +1,5 @@
 """What `telemetry query …` asks the stores, as plain functions returning rows; formatting is
-fleet/query_cli.py's. Each takes the store objects (or the alert log's path, or DLQ records)
+fleet/cli/query.py's. Each takes the store objects (or the alert log's path, or DLQ records)
 it reads, so a test can hand it the real store classes on a temporary file.
 
   trace    a vehicle's GPS trace, newest first (the seed's example query): any hot store backend

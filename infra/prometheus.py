@@ -34,7 +34,7 @@ def scrape_targets(config: PlatformConfig) -> list[tuple[str, list[str], str]]:
     return [
         ("telemetry-sim", [f"{host}:{live.sim_metrics_port}"], "the simulated fleet (device_sim/sim_metrics.py)"),
         ("telemetry-bridge", [f"{host}:{live.bridge_metrics_port + i}" for i in range(live.bridges)],
-         "the MQTT→Kafka bridges (connectors/bridge_metrics.py); /healthz on the same ports"),
+         "the MQTT→Kafka bridges (ingest/metrics.py); /healthz on the same ports"),
         ("flink-pipeline", [f"{host}:{live.pipeline_metrics_port}"], "the telemetry pipeline's Flink Prometheus reporter"),
         ("flink-alerts", [f"{host}:{live.alerts_metrics_port}"], "the anomaly/alerts job's Flink Prometheus reporter"),
         ("telemetry-live", [f"{host}:{live.metrics_port}"], "telemetry live's own status figures"),

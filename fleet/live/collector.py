@@ -25,7 +25,7 @@ _BRONZE_EVERY_S = 5.0
 _STEADY_SAMPLES = 15  # the steady condition must hold this many samples in a row
 
 # Metric names by the suffix their exporters give them (device_sim/sim_metrics.py,
-# connectors/bridge_metrics.py, Flink's reporter: `flink_<scope>_<name>`).
+# ingest/metrics.py, Flink's reporter: `flink_<scope>_<name>`).
 SIM_PUBLISHED = ("sim_events_acknowledged_total", "sim_events_published_total")
 BRIDGE_FORWARDED = ("bridge_forwarded_total",)
 BRIDGE_RECEIVED = ("bridge_received_total",)

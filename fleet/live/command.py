@@ -289,7 +289,7 @@ class LivePlatform:
         """Where a job resumes: the savepoint its last clean stop took; after an unclean stop, its
         newest retained checkpoint (Flink keeps them on cancellation); the first time, the group's
         committed offsets (earliest where none)."""
-        from jobs.backfill_run import inspect_checkpoints
+        from jobs.backfill.runs import inspect_checkpoints
 
         marker = self._savepoint_marker(name)
         if marker.exists():

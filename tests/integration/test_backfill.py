@@ -25,8 +25,8 @@ from connectors.vehicle_registry_topic import publish_registry
 from device_sim.fleet_model import Fleet, FleetSpec
 from device_sim.kafka_output import key_and_payload
 from device_sim.registry import registry_records
-from fleet import cli
-from jobs import backfill
+from fleet.cli import app as cli
+from jobs.backfill import job as backfill
 from udfs.telemetry_schema import format_timestamp_ms
 
 pytestmark = [pytest.mark.integration, pytest.mark.job]

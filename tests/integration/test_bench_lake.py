@@ -11,7 +11,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from fleet import bench_lake
+from fleet.bench import lakehouse as bench_lake
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 HOUR_MS = 3_600_000

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet import cli
-from fleet.bench_pipeline import SMOKE, STAGES
+from fleet.cli import app as cli
+from fleet.bench.pipeline import SMOKE, STAGES
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1_200)]
 

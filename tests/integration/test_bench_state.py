@@ -1,4 +1,4 @@
-"""The state measurement of `telemetry bench pipeline` (fleet.bench_state) at smoke size, through the
+"""The state measurement of `telemetry bench pipeline` (fleet.bench.state) at smoke size, through the
 real local Kafka and moto of the test session: both jobs unbounded on a standalone cluster, one
 TaskManager each, every vehicle's events processed, checkpoints read while idle, TaskManager memory.
 
@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from fleet.bench_state import JOBS, SMOKE_STATE, measure_state, state_markdown
+from fleet.bench.state import JOBS, SMOKE_STATE, measure_state, state_markdown
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

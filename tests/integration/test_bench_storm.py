@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fleet import cli
+from fleet.cli import app as cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 

@@ -10,7 +10,7 @@ from dataclasses import replace
 
 import pytest
 
-from fleet.fault_harness import Harness, HarnessPlan, summary_line
+from fleet.harness.runner import Harness, HarnessPlan, summary_line
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 

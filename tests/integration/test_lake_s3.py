@@ -15,7 +15,7 @@ import pytest
 from deltalake import DeltaTable
 from pyarrow import fs
 
-from fleet.cli import main
+from fleet.cli.app import main
 from lake.storage import s3_environment
 from tests.unit import lake_expected
 from tests.unit.test_lake_silver import HOUR0, SCHEMA, _row

@@ -23,7 +23,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from connectors.kafka_clients import make_consumer
-from connectors.mqtt_bridge import (
+from ingest.bridge import (
     IOT_RULE, VEHICLE_ID_MISMATCH, BridgeConfig, MqttKafkaBridge, check_message, iot_rule,
 )
 from infra.mosquitto import MosquittoBroker

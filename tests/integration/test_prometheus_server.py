@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from connectors.bridge_metrics import BridgeMetricsServer
+from ingest.metrics import BridgeMetricsServer
 from device_sim.sim_metrics import SimMetrics
 from fleet.config import load_config
 from infra.process import free_port

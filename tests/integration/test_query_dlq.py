@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 from confluent_kafka import Producer
 
-from fleet.cli import main
+from fleet.cli.app import main
 from infra.process import free_port
 from udfs.dlq import dlq_record, encode_dlq_record
 from udfs.telemetry_schema import Rejection, format_timestamp_ms

@@ -4,7 +4,7 @@ partition from the log bounds and the offsets Kafka gives for a time (passed in 
 import pytest
 
 from connectors.kafka_offsets import LogBounds
-from jobs.backfill_range import (
+from jobs.backfill.ranges import (
     BackfillError,
     OffsetRange,
     PartitionRange,

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from connectors.bronze_files import count_rows, delete_part_files, part_files
-from jobs.backfill_range import BackfillError, PartitionRange, ResolvedRange
-from jobs.backfill_run import (
+from jobs.backfill.ranges import BackfillError, PartitionRange, ResolvedRange
+from jobs.backfill.runs import (
     Attempt,
     Manifest,
     all_manifests,
@@ -200,7 +200,7 @@ class _CleanerRacingFilesystem:
 def test_removing_a_checkpoint_folder_rides_out_flinks_cleaner(tmp_path, monkeypatch):
     from pyarrow import fs
 
-    import jobs.backfill_run as backfill_run
+    import jobs.backfill.runs as backfill_run
 
     folder = tmp_path / "checkpoints" / "attempt-1"
     for checkpoint in ("chk-22", "chk-23"):

@@ -7,7 +7,7 @@ import subprocess
 import sys
 import time
 
-from fleet.bench_cpu import CpuSampler
+from fleet.bench.cpu import CpuSampler
 
 
 def _state(pid: int) -> str:

@@ -1,4 +1,4 @@
-"""The sustained stage's latency probes (fleet.bench_latency) without Flink or Kafka: each must see
+"""The sustained stage's latency probes (fleet.bench.latency) without Flink or Kafka: each must see
 exactly the latency step's events, once each, and count alerts per sentinel. Counts only."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 from connectors.hot_store import TelemetryPoint
 from connectors.hot_store_local import LocalHotStore
 from device_sim.fleet_model import Fleet, FleetSpec
-from fleet.bench_latency import TIMED_SENTINEL_FIRST_ID, WARMUP_SENTINEL_FIRST_ID, AlertProbe, BronzeProbe, HotStoreProbe, SentKeys
+from fleet.bench.latency import TIMED_SENTINEL_FIRST_ID, WARMUP_SENTINEL_FIRST_ID, AlertProbe, BronzeProbe, HotStoreProbe, SentKeys
 from fleet.config import load_config
 
 

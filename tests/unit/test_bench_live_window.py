@@ -3,7 +3,7 @@ from two status snapshots whose figures the test chooses."""
 
 from __future__ import annotations
 
-from fleet.bench_live import _window, format_table
+from fleet.bench.live import _window, format_table
 
 
 def _snap(fleet, telemetry, enriched, lag_pipeline, lag_alerts, cpu_pipeline, cpu_sim):

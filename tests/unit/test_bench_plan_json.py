@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 
-from fleet.bench_pipeline import SMOKE, BenchPlan
-from fleet.bench_report import _plain, _state_plan
-from fleet.bench_state import SMOKE_STATE, StatePlan
+from fleet.bench.pipeline import SMOKE, BenchPlan
+from fleet.bench.report import _plain, _state_plan
+from fleet.bench.state import SMOKE_STATE, StatePlan
 
 
 def test_a_state_plan_with_settings_round_trips():

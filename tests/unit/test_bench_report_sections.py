@@ -1,7 +1,7 @@
 """`telemetry bench pipeline` rewrites BENCHMARKS.md but keeps the section `telemetry bench lake` owns."""
 
-from fleet.bench_lake import SECTION_BEGIN, SECTION_END
-from fleet.bench_report import _other_benchmarks
+from fleet.bench.lakehouse import SECTION_BEGIN, SECTION_END
+from fleet.bench.report import _other_benchmarks
 
 
 def test_the_lake_section_survives_a_pipeline_rewrite(tmp_path):
@@ -15,7 +15,7 @@ def test_the_lake_section_survives_a_pipeline_rewrite(tmp_path):
 
 
 def test_the_live_section_survives_too_after_the_lake_one(tmp_path):
-    from fleet import bench_live
+    from fleet.bench import live as bench_live
 
     path = tmp_path / "BENCHMARKS.md"
     lake = f"{SECTION_BEGIN}\n## Lakehouse\n{SECTION_END}"

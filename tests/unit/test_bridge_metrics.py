@@ -1,4 +1,4 @@
-"""The bridge's /metrics and /healthz (connectors/bridge_metrics.py) over HTTP on a free port, fed
+"""The bridge's /metrics and /healthz (ingest/metrics.py) over HTTP on a free port, fed
 by a stand-in for `MqttKafkaBridge.stats()` whose counts the test sets, and its health rules on a
 clock the test moves. The real bridge behind it: tests/integration/test_bridge_metrics_mqtt.py."""
 
@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from connectors.bridge_metrics import (
+from ingest.metrics import (
     KAFKA_DELIVERY_FAILING, KAFKA_WRITES_STALLED, MQTT_DISCONNECTED, BridgeHealth, BridgeMetricsServer,
 )
 from infra.process import free_port

@@ -1,7 +1,7 @@
 """Profiles whose exactly-once sinks could fail to start or lose a transaction are refused on load.
 
 The expected restart windows are worked out by hand here, from Flink's documented strategies, not
-with fleet.config_invariants."""
+with fleet.config.invariants."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 import fleet
 from fleet.config import ConfigError, load_config
-from fleet.config_invariants import restart_window_ms
+from fleet.config.invariants import restart_window_ms
 
 # production.toml: exponential delay from 5 s, doubling, capped at 120 s, 10 attempts, jitter ≤ 10 %:
 # 5 + 10 + 20 + 40 + 80 + 120 × 5 = 755 s, × 1.1 = 830.5 s.
@@ -59,7 +59,7 @@ def test_a_checkpoint_interval_longer_than_the_timeout_is_refused():
 
 
 def test_a_profile_without_the_keys_is_refused(tmp_path):
-    text = (Path(fleet.__file__).parent / "profiles" / "local.toml").read_text()
+    text = (Path(fleet.__file__).parent / "config" / "profiles" / "local.toml").read_text()
     profile = tmp_path / "old.toml"
     profile.write_text("\n".join(line for line in text.splitlines() if not line.startswith("transaction_timeout_ms")))
     with pytest.raises(ConfigError, match=r"\[kafka\] missing transaction_timeout_ms"):

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from fleet.cli import main
+from fleet.cli.app import main
 from fleet.config import PROFILES_DIR, PlatformConfig, TopicSpec, load_config
-from fleet.config_reference import generate
+from fleet.config.reference import generate
 
 REPO = Path(__file__).resolve().parents[2]
 REFERENCE = REPO / "docs" / "configuration.md"

@@ -7,8 +7,8 @@ import pytest
 from device_sim.fleet_model import FleetSpec
 from device_sim.rate_modes import RateModes
 from device_sim.scenario import Scenario, ScenarioKnobs
-from fleet.fault_expectations import expect
-from fleet.fault_harness import SinkTally, tally
+from fleet.harness.expectations import expect
+from fleet.harness.runner import SinkTally, tally
 from udfs.alert_rules import AlertPolicy
 from udfs.fault_injection import FailOnce, InjectedFailure
 from udfs.geofence import DEFAULT_SERVICE_AREA, load_service_area

@@ -1,7 +1,7 @@
 """How the failure harness reads moto's Timestream: as Timestream would hold it, so that a
 duplicate series is counted (moto keeps every write; Timestream one record per identity)."""
 
-from fleet.fault_sinks import timestream_identities
+from fleet.harness.sinks import timestream_identities
 
 
 def record(vehicle: str, time_ms: int, **dimensions: str) -> dict:

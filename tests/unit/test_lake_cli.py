@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from deltalake import DeltaTable
 
-from fleet.cli import main
+from fleet.cli.app import main
 from tests.unit import lake_expected
 from tests.unit.test_lake_silver import HOUR0, _row, _write
 

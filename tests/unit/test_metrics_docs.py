@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from connectors.bridge_metrics import BridgeCollector
+from ingest.metrics import BridgeCollector
 from device_sim.sim_metrics import SimMetrics
 from fleet.config import load_config
 from infra.prometheus import scrape_config

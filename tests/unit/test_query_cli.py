@@ -1,4 +1,4 @@
-"""`telemetry query trace|status|alerts|zones` through fleet.cli.main: the table and the --json
+"""`telemetry query trace|status|alerts|zones` through fleet.cli.app.main: the table and the --json
 document, against a store and an alert log this test wrote; expectations computed here."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from connectors.alert_log import AlertLog
 from connectors.hot_store import TelemetryPoint, latest_status
 from connectors.hot_store_local import LocalHotStore
 from connectors.vehicle_status_local import LocalVehicleStatusStore
-from fleet.cli import main
+from fleet.cli.app import main
 from udfs.alert_rules import make_alert
 from udfs.telemetry_schema import format_timestamp_ms
 

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import pytest
 
 from fleet.config import PlatformConfig, load_config
-from fleet.bench_live import isolated_overrides
+from fleet.bench.live import isolated_overrides
 
 LIVE_VEHICLES = 300  # ~350 events/s at the seed's rates: small, so the suite's other work is not slowed
 STEADY_TIMEOUT_S = 300.0
