@@ -9,15 +9,24 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from fleet.config import TopicSpec
-
 # Broker-wide defaults show up as topic configs too; only what a spec sets is compared.
 _TIMEOUT_S = 30
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic as code: what `telemetry topics ensure` creates and compares against the broker."""
+
+    role: str
+    name: str  # the topic's name on the broker
+    partitions: int  # created with this many; `topics ensure --fix` never changes them
+    replication_factor: int
+    configs: Mapping[str, str]
 
 
 @dataclass(frozen=True)

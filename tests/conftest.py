@@ -11,7 +11,8 @@ from typing import Iterator
 
 import pytest
 
-from fleet.config import PlatformConfig, TopicSpec, load_config
+from connectors.kafka_topics import TopicSpec
+from fleet.config import PlatformConfig, load_config
 from infra.manager import LocalInfra
 from infra.moto_server import MotoServer
 from infra.process import free_port

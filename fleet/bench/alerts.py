@@ -26,7 +26,8 @@ import orjson
 from connectors.kafka_clients import make_consumer, make_producer
 from connectors.kafka_topics import admin_client, ensure_topics
 from device_sim.fleet_model import Fleet, FleetSpec
-from fleet.config import PlatformConfig, TopicSpec
+from connectors.kafka_topics import TopicSpec
+from fleet.config import PlatformConfig
 from infra.manager import LocalInfra
 
 

@@ -176,7 +176,7 @@ def run_bridge_benchmark(
     from connectors.kafka_topics import admin_client, ensure_topics
     from ingest.bridge import BridgeConfig, MqttKafkaBridge
     from device_sim.fleet_model import Fleet, FleetSpec
-    from fleet.config import TopicSpec
+    from connectors.kafka_topics import TopicSpec
     from infra.manager import LocalInfra
     from udfs.telemetry_schema import encode
 

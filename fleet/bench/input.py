@@ -29,7 +29,7 @@ from device_sim.defects import with_defects
 from device_sim.fleet_model import Fleet, FleetSpec
 from device_sim.kafka_output import key_and_payload, produce_events
 from device_sim.registry import registry_records
-from fleet.config import TopicSpec
+from connectors.kafka_topics import TopicSpec
 from udfs.alert_rules import AlertPolicy, VehicleAlertState, on_event
 from udfs.telemetry_schema import Rejection, format_timestamp_ms, parse_timestamp_ms, validate
 

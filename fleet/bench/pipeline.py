@@ -32,7 +32,8 @@ from fleet.bench.output import OUTPUT_TOPIC_CONFIGS
 from fleet.bench.stages import StageRun, run_flink_cluster, run_flink_local, run_process
 from fleet.bench.state import SMOKE_STATE, StatePlan, measure_state
 from fleet.bench.sustained import SMOKE_SUSTAINED, SustainedPlan, run_sustained
-from fleet.config import PlatformConfig, TopicSpec
+from connectors.kafka_topics import TopicSpec
+from fleet.config import PlatformConfig
 from infra.flink_cluster import PROJECT_ROOT, FlinkCluster
 from infra.manager import LocalInfra
 

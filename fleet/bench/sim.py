@@ -78,7 +78,8 @@ def run_sim_benchmark(
     """Stream `vehicles` in real time for `warmup_s` + `seconds` into Kafka; measure CPU over the last
     `seconds`. Returns (and prints, and writes as JSON) the figures."""
     from connectors.kafka_topics import admin_client, delete_topics, ensure_topics
-    from fleet.config import TopicSpec, load_config
+    from connectors.kafka_topics import TopicSpec
+    from fleet.config import load_config
 
     say = (lambda *_: None) if quiet else (lambda line: print(line, flush=True))
     if partitions is None:

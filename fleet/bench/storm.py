@@ -35,7 +35,8 @@ import orjson
 from connectors.kafka_clients import make_consumer, make_producer
 from connectors.kafka_topics import admin_client, ensure_topics
 from fleet.bench.alerts import _summary
-from fleet.config import PlatformConfig, TopicSpec
+from connectors.kafka_topics import TopicSpec
+from fleet.config import PlatformConfig
 from infra.manager import LocalInfra
 from udfs.geohash import zone_id
 from udfs.telemetry_schema import format_timestamp_ms

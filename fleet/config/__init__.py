@@ -17,6 +17,7 @@ from typing import Any, Iterable, Mapping
 
 from connectors.aws_residency import ResidencyError, check_residency
 from connectors.hot_store import StoreConfig
+from connectors.kafka_topics import TopicSpec
 from fleet.config.invariants import record_size_problems, restart_window_ms, transaction_problems
 from udfs.telemetry_schema import ValidationPolicy
 
@@ -49,17 +50,6 @@ class InfraConfig:
     @property
     def moto_endpoint(self) -> str:
         return f"http://{self.host}:{self.moto_port}"
-
-
-@dataclass(frozen=True)
-class TopicSpec:
-    """A topic as code: what `telemetry topics ensure` creates and compares against the broker."""
-
-    role: str
-    name: str  # the topic's name on the broker
-    partitions: int  # created with this many; `topics ensure --fix` never changes them
-    replication_factor: int
-    configs: Mapping[str, str]
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,8 @@ import pytest
 from connectors.alert_log import read_alert_log
 from connectors.kafka_topics import admin_client, ensure_topics
 from device_sim.kafka_output import produce_events
-from fleet.config import TopicSpec, load_config
+from connectors.kafka_topics import TopicSpec
+from fleet.config import load_config
 from jobs.anomaly_detection import anomaly_config, build
 from jobs.flink_env import create_env
 from tests.integration.test_anomaly_kafka_sns import AlertReader

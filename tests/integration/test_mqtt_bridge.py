@@ -377,7 +377,7 @@ def private_kafka(tmp_path: Path):
 
 def test_kafka_outage_loses_nothing(private_kafka, secured_mqtt):
     from connectors.kafka_topics import admin_client, ensure_topics
-    from fleet.config import TopicSpec
+    from connectors.kafka_topics import TopicSpec
 
     bootstrap = private_kafka.address
     telemetry, dlq = "outage-telemetry", "outage-dlq"

@@ -23,7 +23,8 @@ from connectors.vehicle_registry_topic import publish_registry
 from device_sim.fleet_model import Fleet, FleetSpec
 from device_sim.kafka_output import produce_events
 from device_sim.registry import registry_records
-from fleet.config import TopicSpec, load_config
+from connectors.kafka_topics import TopicSpec
+from fleet.config import load_config
 from jobs.flink_env import create_env
 from jobs.telemetry_pipeline import build, pipeline_config
 from udfs.telemetry_schema import parse_timestamp_ms

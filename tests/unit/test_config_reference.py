@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from fleet.cli.app import main
-from fleet.config import PROFILES_DIR, PlatformConfig, TopicSpec, load_config
+from connectors.kafka_topics import TopicSpec
+from fleet.config import PROFILES_DIR, PlatformConfig, load_config
 from fleet.config.reference import generate
 
 REPO = Path(__file__).resolve().parents[2]
