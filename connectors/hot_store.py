@@ -17,13 +17,19 @@ Contract every backend keeps:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Any, Protocol, Sequence
+from typing import Any, Iterable, Protocol, Sequence
 
 from connectors.erasure_subject import ErasureSubject
 from udfs.telemetry_schema import parse_timestamp_ms
 
 RETENTION_HOURS_DEFAULT = 72
+# Why a backend refuses a point (WriteResult.rejected): every backend refuses the same points.
+REJECT_OLDER_THAN_RETENTION = "older_than_retention"
+REJECT_INVALID_POSITION = "invalid_position"
+
+_HOUR_MS = 3_600_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -216,6 +222,50 @@ def latest_status(points: list[TelemetryPoint]) -> list[VehicleStatus]:
         )
         for p in newest.values()
     ]
+
+
+def partition_points(
+    points: Sequence[TelemetryPoint], now_ms: int, retention_hours: int
+) -> tuple[list[TelemetryPoint], list[RejectedPoint]]:
+    """Split points into those a hot store can take and those it refuses (with the reason).
+
+    Every backend calls this, so all refuse the same points for the same reason.
+    """
+    cutoff_ms = now_ms - retention_hours * _HOUR_MS
+    accepted: list[TelemetryPoint] = []
+    rejected: list[RejectedPoint] = []
+    for point in points:
+        reason = _reject_reason(point, cutoff_ms)
+        if reason is None:
+            accepted.append(point)
+        else:
+            rejected.append(RejectedPoint(point, reason))
+    return accepted, rejected
+
+
+def _reject_reason(point: TelemetryPoint, cutoff_ms: int) -> str | None:
+    if point.time_ms < cutoff_ms:
+        return REJECT_OLDER_THAN_RETENTION
+    # A NaN position would violate NOT NULL here (SQLite stores NaN as NULL) and fail the whole
+    # batch; refuse the one point instead.
+    if not (math.isfinite(point.latitude) and math.isfinite(point.longitude)):
+        return REJECT_INVALID_POSITION
+    return None
+
+
+def newest_per_vehicle(statuses: Iterable[VehicleStatus]) -> list[VehicleStatus]:
+    """The newest status of each vehicle, in first-seen order (every status backend reduces a batch
+    with this first).
+
+    On equal last_seen_ms the first one stays, as the store would keep it if they came one by one.
+    Reducing first makes the changed-row count mean "vehicles changed" in every backend.
+    """
+    newest: dict[int, VehicleStatus] = {}
+    for status in statuses:
+        current = newest.get(status.vehicle_id)
+        if current is None or status.last_seen_ms > current.last_seen_ms:
+            newest[status.vehicle_id] = status
+    return list(newest.values())
 
 
 def open_hot_store(config: StoreConfig) -> HotStore:

@@ -13,7 +13,6 @@ vehicle_status_local, which keeps its table in the same file.
 
 from __future__ import annotations
 
-import math
 import operator
 import threading
 import time
@@ -26,14 +25,13 @@ from connectors.hot_store import (
     TracePoint,
     WriteResult,
     ZoneCount,
+    partition_points,
     wants_points,
 )
 from connectors.erasure_subject import ErasureSubject
 from connectors.sqlite_db import SqliteDatabase
 
 RETENTION_SWEEP_INTERVAL_MS = 60_000
-REJECT_OLDER_THAN_RETENTION = "older_than_retention"
-REJECT_INVALID_POSITION = "invalid_position"
 
 _HOUR_MS = 3_600_000
 
@@ -83,35 +81,6 @@ _UPSERT_POINT = (
     "ON CONFLICT (vehicle_id, time_ms) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in _TELEMETRY_COLUMNS[2:])
 )
-
-
-def partition_points(
-    points: Sequence[TelemetryPoint], now_ms: int, retention_hours: int
-) -> tuple[list[TelemetryPoint], list[RejectedPoint]]:
-    """Split points into those a hot store can take and those it refuses (with the reason).
-
-    Shared by the local and Timestream backends so both refuse the same points for the same reason.
-    """
-    cutoff_ms = now_ms - retention_hours * _HOUR_MS
-    accepted: list[TelemetryPoint] = []
-    rejected: list[RejectedPoint] = []
-    for point in points:
-        reason = _reject_reason(point, cutoff_ms)
-        if reason is None:
-            accepted.append(point)
-        else:
-            rejected.append(RejectedPoint(point, reason))
-    return accepted, rejected
-
-
-def _reject_reason(point: TelemetryPoint, cutoff_ms: int) -> str | None:
-    if point.time_ms < cutoff_ms:
-        return REJECT_OLDER_THAN_RETENTION
-    # A NaN position would violate NOT NULL here (SQLite stores NaN as NULL) and fail the whole
-    # batch; refuse the one point instead.
-    if not (math.isfinite(point.latitude) and math.isfinite(point.longitude)):
-        return REJECT_INVALID_POSITION
-    return None
 
 
 _point_row = operator.attrgetter(*_TELEMETRY_COLUMNS)  # point → row tuple, in C

@@ -32,10 +32,10 @@ from connectors.hot_store import (
     TelemetryPoint,
     TracePoint,
     WriteResult,
+    partition_points,
     wants_points,
 )
 from connectors.erasure_subject import ErasureSubject
-from connectors.hot_store_local import partition_points
 
 MEASURE_NAME = "telemetry"
 MAX_RECORDS_PER_WRITE = 100  # the WriteRecords API limit

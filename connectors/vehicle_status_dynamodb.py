@@ -17,8 +17,7 @@ from botocore.exceptions import ClientError
 
 from connectors.aws_clients import RetryPolicy, call_with_retry, error_code, make_client
 from connectors.erasure_subject import ErasureSubject
-from connectors.hot_store import StatusWrite, StoreConfig, VehicleStatus
-from connectors.vehicle_status_local import newest_per_vehicle
+from connectors.hot_store import StatusWrite, StoreConfig, VehicleStatus, newest_per_vehicle
 
 NEWER_THAN_STORED = "attribute_not_exists(vehicle_id) OR last_seen_ms < :ts"
 

@@ -7,10 +7,10 @@ discipline (WAL, busy_timeout, BEGIN IMMEDIATE; see connectors.sqlite_db).
 from __future__ import annotations
 
 import operator
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from connectors.erasure_subject import ErasureSubject
-from connectors.hot_store import StatusWrite, VehicleStatus
+from connectors.hot_store import StatusWrite, VehicleStatus, newest_per_vehicle
 from connectors.sqlite_db import SqliteDatabase
 
 # Column order == VehicleStatus field order, so a row maps onto the dataclass positionally.
@@ -48,20 +48,6 @@ _UPSERT_STATUS = (
     + ", ".join(f"{c} = excluded.{c}" for c in _STATUS_COLUMNS[1:])
     + " WHERE excluded.last_seen_ms > vehicle_status.last_seen_ms"
 )
-
-
-def newest_per_vehicle(statuses: Iterable[VehicleStatus]) -> list[VehicleStatus]:
-    """The newest status of each vehicle, in first-seen order.
-
-    On equal last_seen_ms the first one stays, as the store would keep it if they came one by one.
-    Reducing first makes the changed-row count mean "vehicles changed" in every backend.
-    """
-    newest: dict[int, VehicleStatus] = {}
-    for status in statuses:
-        current = newest.get(status.vehicle_id)
-        if current is None or status.last_seen_ms > current.last_seen_ms:
-            newest[status.vehicle_id] = status
-    return list(newest.values())
 
 
 _status_row = operator.attrgetter(*_STATUS_COLUMNS)  # status → row tuple, in C

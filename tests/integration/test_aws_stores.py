@@ -36,7 +36,7 @@ from connectors.hot_store import (
     open_hot_store,
     open_status_store,
 )
-from connectors.hot_store_local import REJECT_OLDER_THAN_RETENTION
+from connectors.hot_store import REJECT_OLDER_THAN_RETENTION
 from connectors.hot_store_timestream import TimestreamHotStore
 from connectors.vehicle_status_dynamodb import DynamoDbVehicleStatusStore
 from infra.process import free_port

@@ -13,12 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from connectors.hot_store import StoreConfig, TelemetryPoint, TracePoint, open_hot_store
-from connectors.hot_store_local import (
+from connectors.hot_store import (
     REJECT_INVALID_POSITION,
     REJECT_OLDER_THAN_RETENTION,
-    LocalHotStore,
+    StoreConfig,
+    TelemetryPoint,
+    TracePoint,
+    open_hot_store,
 )
+from connectors.hot_store_local import LocalHotStore
 from connectors.sqlite_db import StoreClosedError
 
 HOUR_MS = 3_600_000

@@ -13,7 +13,8 @@ import pytest
 
 from connectors.hot_store import StoreConfig, TelemetryPoint, VehicleStatus, open_status_store
 from connectors.hot_store_local import LocalHotStore
-from connectors.vehicle_status_local import LocalVehicleStatusStore, newest_per_vehicle
+from connectors.hot_store import newest_per_vehicle
+from connectors.vehicle_status_local import LocalVehicleStatusStore
 
 
 def status(vehicle_id: int, last_seen_ms: int, **overrides) -> VehicleStatus:
