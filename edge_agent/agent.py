@@ -48,9 +48,9 @@ from edge_agent import mqtt_client
 from edge_agent.backoff import reconnect_delay_s
 from edge_agent.config import AgentConfig
 from edge_agent.rate import reading_interval_s
-from edge_agent.sensors import SensorSource, vehicle_mode
+from edge_agent.sensors import SensorSource, SensorUnavailable, vehicle_mode
 from edge_agent.spool import Spool
-from udfs.telemetry_schema import encode
+from edge_agent.wire import encode
 
 log = logging.getLogger("edge_agent")
 
@@ -141,6 +141,7 @@ class EdgeAgent:
         self._acked: list[int] = []  # row ids acknowledged, deleted after each network pass
 
         self._next_reading_at = 0.0
+        self._sensor_errors_in_a_row = 0
         self._wake = threading.Event()
         self._stop_requested = threading.Event()
         self._finish_requested = threading.Event()
@@ -206,11 +207,16 @@ class EdgeAgent:
         now = self._clock() if now is None else now
         try:
             reading = self.sensor.read()
-        except Exception:  # noqa: BLE001 - any hardware/driver error: report, retry next interval
+        except Exception as exc:  # noqa: BLE001 - any hardware/driver error: report, retry next interval
             self.stats.sensor_errors += 1
-            log.exception("sensor read failed (%d so far)", self.stats.sensor_errors)
+            self._sensor_errors_in_a_row += 1
+            if not isinstance(exc, SensorUnavailable):
+                log.exception("sensor read failed (%d so far)", self.stats.sensor_errors)
+            elif self._sensor_errors_in_a_row % 60 == 1:  # expected (no feed yet, a stale one): the first, then every 60th
+                log.warning("no sensor reading (%d so far): %s", self.stats.sensor_errors, exc)
             self._next_reading_at = now + 1.0 / self.config.rates.normal_hz / self.config.speedup
             return None
+        self._sensor_errors_in_a_row = 0
         seq = self.stats.last_seq + 1
         message = {**reading, "seq": seq}
         evicted = self.spool.append(seq, encode(message), resent=self._offline, keep_upto_id=self._sent_upto)

@@ -1,9 +1,14 @@
 """`edge-agent`: run the agent for one vehicle until SIGTERM/SIGINT, `--duration-s` or `--readings`.
 
-    edge-agent --vehicle-id 12345 --broker 127.0.0.1:1883 --spool-dir /var/lib/edge-agent
+    edge-agent --vehicle-id 12345 --broker mqtt.example.com --tls --sensor-feed /run/sensors.fifo
 
-prints one summary line at exit (readings, published, spooled, resent, dropped, ...). Exit status:
-0 after a clean stop, 1 if the agent could not start (e.g. the spool is in use), 2 for bad flags.
+reads the vehicle's state from the sensor daemon's JSON lines (`edge_agent.feed`; `-` for stdin).
+Without `--sensor-feed` it drives a simulated vehicle, which needs the simulator (device_sim) of the
+main distribution, fleet-telemetry: a demo and test mode, not installed on vehicles.
+
+It prints one summary line at exit (readings, published, spooled, resent, dropped, ...). Exit status:
+0 after a clean stop, 1 if the agent could not start (e.g. the spool is in use), 2 for bad flags
+(and for a simulated vehicle where the simulator is not installed).
 """
 
 from __future__ import annotations
@@ -19,8 +24,9 @@ from typing import Sequence
 
 from edge_agent.agent import EdgeAgent
 from edge_agent.config import MQTT_VERSIONS, AgentConfig, default_spool_dir, parse_broker_address
+from edge_agent.feed import SensorFeed
 from edge_agent.rate import SEED_RATES, RatePolicy
-from edge_agent.sensors import SimulatedSensorSource
+from edge_agent.sensors import SensorSource
 from edge_agent.spool import SpoolError
 
 PASSWORD_ENV = "EDGE_AGENT_PASSWORD"
@@ -61,6 +67,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--normal-hz", type=float, default=SEED_RATES.normal_hz)
     p.add_argument("--parked-hz", type=float, default=SEED_RATES.parked_hz)
     p.add_argument("--parked-battery-above", type=float, default=SEED_RATES.parked_battery_above)
+    p.add_argument("--sensor-feed", metavar="PATH", help="the sensor daemon's JSON lines: a FIFO, a file it appends to, "
+                   "or - for stdin (default: a simulated vehicle, which needs fleet-telemetry's device_sim)")
+    p.add_argument("--sensor-max-age-s", type=float, default=30.0,
+                   help="a feed's newest line older than this is no reading (the daemon must write at least this often)")
     p.add_argument("--speedup", type=float, default=defaults.speedup, help="divide reading intervals (demos, tests)")
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the simulated sensors")
     p.add_argument("--duration-s", type=float, help="stop after this long")
@@ -106,6 +116,23 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
     )
 
 
+def make_sensor_source(args: argparse.Namespace, config: AgentConfig) -> SensorSource:
+    """The sensor daemon's feed, or the simulated vehicle (ImportError, saying what to do, without device_sim)."""
+    if args.sensor_feed is not None:
+        return SensorFeed(args.sensor_feed, config.vehicle_id, max_age_s=args.sensor_max_age_s)
+    try:
+        # Imported here, not at the top: the simulator is the main distribution's, and a vehicle's
+        # install (fleet-edge-agent alone) must run without it.
+        from device_sim.simulated_sensors import SimulatedSensorSource
+    except ImportError as exc:
+        raise ImportError(
+            "no --sensor-feed given, and the simulated vehicle (the default) needs device_sim, the simulator of "
+            f"fleet-telemetry, which cannot be imported here ({exc}); on a vehicle give --sensor-feed PATH "
+            "(the sensor daemon's JSON lines, - for stdin)"
+        ) from exc
+    return SimulatedSensorSource(config.vehicle_id, seed=config.seed, time_scale=config.speedup)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     try:
@@ -120,7 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
 
-    sensor = SimulatedSensorSource(config.vehicle_id, seed=config.seed, time_scale=config.speedup)
+    try:
+        sensor = make_sensor_source(args, config)
+    except (ValueError, ImportError) as exc:
+        parser.print_usage(sys.stderr)
+        print(f"edge-agent: error: {exc}", file=sys.stderr)
+        return 2
     try:
         agent = EdgeAgent(config, sensor)
     except (SpoolError, OSError) as exc:
@@ -140,6 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        if isinstance(sensor, SensorFeed):
+            sensor.close()
     print(stats.summary(config.vehicle_id), flush=True)
     return 0
 

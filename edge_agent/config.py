@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edge_agent.rate import SEED_RATES, RatePolicy
-from udfs.telemetry_schema import MAX_VEHICLE_ID
+from edge_agent.wire import MAX_VEHICLE_ID
 
 MQTT_VERSIONS = ("5", "3.1.1")
 

@@ -31,12 +31,13 @@ sent but not acknowledged).
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-import orjson
+from edge_agent.wire import encode
 
 SPOOL_FILE = "spool.sqlite"
 _SCHEMA_VERSION = 1
@@ -243,6 +244,6 @@ class Spool:
 def _wire_payload(body: bytes, resent: bool) -> bytes:
     if not resent:
         return body
-    event = orjson.loads(body)
+    event = json.loads(body)
     event["resent"] = True
-    return orjson.dumps(event)
+    return encode(event)

@@ -51,7 +51,9 @@ fi
 [ -n "$PYTHON" ] || { echo "setup: no Python 3.11 or 3.12 found" >&2; exit 1; }
 
 # --- 2. Python venv with the project (editable) -------------------------------------------------
-stamp_value=$(cat pyproject.toml | sha256sum | cut -c1-16)
+# Both distributions: the edge agent (edge_agent/, what a vehicle installs) is a dependency of the
+# project, found by pip in the same command; a change to either pyproject reinstalls.
+stamp_value=$(cat pyproject.toml edge_agent/pyproject.toml | sha256sum | cut -c1-16)
 stamp_file="$VENV/.fleet-telemetry-installed"
 if [ ! -x "$VENV/bin/python" ]; then
   say "creating $VENV with $PYTHON"
@@ -60,7 +62,7 @@ fi
 if [ "$(cat "$stamp_file" 2>/dev/null)" != "$stamp_value" ]; then
   say "installing Python packages into $VENV (apache-flink is large: a few minutes the first time)"
   "$VENV/bin/python" -m pip install -q --upgrade pip
-  "$VENV/bin/python" -m pip install -q -e '.[dev]'
+  "$VENV/bin/python" -m pip install -q -e ./edge_agent -e '.[dev]'
   echo "$stamp_value" > "$stamp_file"
 fi
 

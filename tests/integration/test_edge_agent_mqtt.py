@@ -25,10 +25,10 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import pytest
 
+from device_sim.simulated_sensors import SimulatedSensorSource
 from edge_agent.agent import EdgeAgent
 from edge_agent.cli import main
 from edge_agent.config import AgentConfig
-from edge_agent.sensors import SimulatedSensorSource
 from infra.mosquitto import MosquittoBroker
 from infra.process import free_port
 from udfs.telemetry_schema import Rejection, parse, parse_timestamp_ms

@@ -14,14 +14,18 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
+from device_sim.simulated_sensors import SimulatedSensorSource
+from edge_agent import wire
 from edge_agent.agent import EdgeAgent, LinkState
 from edge_agent.backoff import reconnect_delay_s
 from edge_agent.cli import build_parser, config_from_args, main
 from edge_agent.config import AgentConfig, parse_broker_address
+from edge_agent.feed import FeedLineRefused, SensorFeed, parse_line
 from edge_agent.rate import RatePolicy, reading_interval_s, reading_rate_hz
-from edge_agent.sensors import SensorSource, SimulatedSensorSource, VehicleMode, vehicle_mode
+from edge_agent.sensors import SensorSource, SensorUnavailable, VehicleMode, vehicle_mode
 from edge_agent.spool import Spool, SpoolError
 from infra.process import free_port
+from udfs import telemetry_schema
 from udfs.telemetry_schema import Rejection, parse, parse_timestamp_ms
 
 VEHICLE = 12345
@@ -116,6 +120,79 @@ def test_simulated_sensor_readings_are_valid_deterministic_and_strictly_increasi
     times = [parse_timestamp_ms(r["timestamp"]) for r in readings_a]
     assert all(later > earlier for earlier, later in zip(times, times[1:]))
     assert {vehicle_mode(r) for r in readings_a} >= {VehicleMode.PARKED, VehicleMode.IN_TRIP}
+
+
+def test_the_vehicles_stdlib_encoder_gives_the_pipelines_orjson_bytes():
+    source = SimulatedSensorSource(VEHICLE, seed=11)
+    readings = [source.read() for _ in range(200)]
+    readings.append({**readings[0], "note": "Größe ✓", "seq": 2**63 - 1, "resent": True, "x": -0.0})
+    for reading in readings:
+        assert wire.encode(reading) == telemetry_schema.encode(reading)
+    with pytest.raises(ValueError):
+        wire.encode({"battery": {"percent": float("nan")}})
+    assert telemetry_schema.format_timestamp_ms is wire.format_timestamp_ms
+    assert wire.format_timestamp_ms(1_736_951_538_123) == "2025-01-15T14:32:18.123Z"
+
+
+# --- the sensor feed -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("line, reason", [
+    (b"[1, 2]\n", "not an object"),
+    (b"{not json\n", "not JSON"),
+    (b'{"battery": {"percent": NaN}}\n', "NaN"),
+    (b'{"timestamp": "2025-01-15T14:32:18.123Z"}\n', "timestamp"),
+    (b'{"seq": 3, "resent": true}\n', "seq, resent"),
+    (b'{"vehicle_id": 99}\n', "not this vehicle"),
+    (b'{"vehicle_id": true}\n', "not this vehicle"),
+    (b"\xff\xfe\n", "not JSON"),
+])
+def test_feed_lines_the_agent_refuses(line, reason):
+    with pytest.raises(FeedLineRefused, match=reason):
+        parse_line(line, VEHICLE)
+
+
+def test_feed_line_of_this_vehicle_is_its_state_without_the_id():
+    assert parse_line(b'{"vehicle_id": %d, "battery": {"percent": 90}}\n' % VEHICLE, VEHICLE) == {"battery": {"percent": 90}}
+
+
+def test_sensor_feed_follows_a_file_samples_the_newest_state_and_refuses_a_stale_one(tmp_path):
+    clock = FakeTime()
+    path = tmp_path / "sensors.jsonl"
+    path.write_bytes(b'{"battery": {"percent": 90}}\n')
+    feed = SensorFeed(path, VEHICLE, max_age_s=5.0, monotonic=lambda: clock.monotonic, wall_clock_ms=lambda: clock.wall_ms)
+    try:
+        assert isinstance(feed, SensorSource)
+        wait_for(lambda: feed.lines == 1)
+        first, second = feed.read(), feed.read()  # the same state twice: distinct, increasing timestamps
+        assert first["vehicle_id"] == VEHICLE and first["battery"] == {"percent": 90}
+        assert parse_timestamp_ms(second["timestamp"]) == parse_timestamp_ms(first["timestamp"]) + 1
+        with path.open("ab") as appended:
+            appended.write(b'{"seq": 1}\n{"battery": {"percent": 40}}\n')
+        wait_for(lambda: feed.lines == 2)
+        assert feed.refused == 1 and feed.read()["battery"] == {"percent": 40}
+        clock.monotonic += 6.0
+        with pytest.raises(SensorUnavailable, match="old"):
+            feed.read()
+    finally:
+        feed.close()
+
+
+def test_sensor_feed_that_cannot_be_opened_says_so_on_read(tmp_path):
+    feed = SensorFeed(tmp_path / "missing.jsonl", VEHICLE)
+    try:
+        wait_for(lambda: not feed._reader.is_alive())
+        with pytest.raises(SensorUnavailable, match="cannot open"):
+            feed.read()
+    finally:
+        feed.close()
+
+
+def wait_for(condition, timeout_s: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
 
 
 # --- backoff --------------------------------------------------------------------------------------
