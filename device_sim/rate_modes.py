@@ -5,8 +5,9 @@
   the one operations may need to find and charge;
 - parked with the battery above 80 %: every 10 s (0.1 Hz, power saving).
 
-The mode is the one the event shows (`vehicle_status.in_use`, `battery.percent`), the same rule as
-the edge agent's `edge_agent.rate`: the interval after an event is the interval of that event's mode.
+The mode is the one the event shows (`vehicle_status.in_use`, `battery.percent`) by the edge agent's
+rule (`edge_agent.rate.rate_mode`, the one statement of it; `RateModes` converts its rates to
+intervals in ms): the interval after an event is the interval of that event's mode.
 
 `RateModeFleet.stream(duration_s)` yields the events of all vehicles in event-time order: a timing
 wheel (one bucket of vehicles per due millisecond) hands out the vehicles that are due, each one's
@@ -45,11 +46,14 @@ from typing import Any, Callable, Final, Iterator
 import orjson
 
 from device_sim.fleet_model import FRANKFURT, FleetSpec
+from edge_agent.rate import SEED_RATES as SEED_POLICY
+from edge_agent.rate import RatePolicy, rate_mode
+from edge_agent.sensors import VehicleMode
 from udfs.geofence import DEFAULT_SERVICE_AREA, ServiceArea, load_service_area
 
-IN_TRIP: Final = "in_trip"
-NORMAL: Final = "normal"
-PARKED: Final = "parked"
+IN_TRIP: Final = VehicleMode.IN_TRIP.value  # plain strings: mode_counts' keys, CLI and bench output
+NORMAL: Final = VehicleMode.NORMAL.value
+PARKED: Final = VehicleMode.PARKED.value
 MODES: Final = (IN_TRIP, NORMAL, PARKED)
 
 _M_PER_DEG_LAT: Final = 111_320.0
@@ -66,30 +70,46 @@ _CHARGE_STEP_MS: Final = 50_000
 _NOT_STILL: Final = (-1,)
 
 
+def _interval_ms(hz: float) -> int:
+    return round(1000 / hz)
+
+
 @dataclass(frozen=True)
 class RateModes:
-    """Reporting interval per mode, in ms of event time."""
+    """The reporting interval per mode, in ms of event time: the edge agent's `RatePolicy` (by default
+    the seed's) as the simulator schedules it. The mode rule itself is `edge_agent.rate.rate_mode`."""
 
-    in_trip_ms: int = 200
-    normal_ms: int = 1_000
-    parked_ms: int = 10_000
-    parked_battery_above: float = 80.0  # parked_ms applies only above this battery percent
+    in_trip_ms: int = _interval_ms(SEED_POLICY.in_trip_hz)
+    normal_ms: int = _interval_ms(SEED_POLICY.normal_hz)
+    parked_ms: int = _interval_ms(SEED_POLICY.parked_hz)
+    parked_battery_above: float = SEED_POLICY.parked_battery_above  # parked_ms only above this battery %
 
     def __post_init__(self) -> None:
         for name in ("in_trip_ms", "normal_ms", "parked_ms"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
+    @classmethod
+    def from_policy(cls, policy: RatePolicy) -> RateModes:
+        return cls(
+            _interval_ms(policy.in_trip_hz), _interval_ms(policy.normal_hz), _interval_ms(policy.parked_hz),
+            policy.parked_battery_above,
+        )
+
+    @property
+    def policy(self) -> RatePolicy:
+        return RatePolicy(1000 / self.in_trip_ms, 1000 / self.normal_ms, 1000 / self.parked_ms, self.parked_battery_above)
+
     def mode(self, in_trip: bool, battery_percent: float) -> str:
-        if in_trip:
-            return IN_TRIP
-        return PARKED if battery_percent > self.parked_battery_above else NORMAL
+        """A simulated vehicle is in a trip or parked (locked, standing); the rule says which rate applies."""
+        shown = VehicleMode.IN_TRIP if in_trip else VehicleMode.PARKED
+        return rate_mode(shown, battery_percent, self.policy).value
 
     def interval_ms(self, mode: str) -> int:
         return self.in_trip_ms if mode == IN_TRIP else self.parked_ms if mode == PARKED else self.normal_ms
 
 
-SEED_RATES: Final = RateModes()
+SEED_RATES: Final = RateModes.from_policy(SEED_POLICY)
 FIXED_1HZ: Final = RateModes(1_000, 1_000, 1_000)  # every vehicle at 1 Hz: the seed's 50K events/s sizing
 
 
@@ -246,6 +266,11 @@ class RateModeFleet:
             raise ValueError(f"vehicles must be >= 1, got {spec.vehicles}")
         self.spec = spec
         self.modes = modes
+        # The rate rule per case, computed once: a standing vehicle's by its whole battery percent
+        # (0..100, what `_advance` samples), a moving one's whatever the battery.
+        trip_mode = modes.mode(True, 100)
+        self._in_trip_rate = (modes.interval_ms(trip_mode), trip_mode)
+        self._standing_rates = [(modes.interval_ms(m), m) for m in (modes.mode(False, p) for p in range(101))]
         if area is _DEFAULT_AREA:
             area = load_service_area(DEFAULT_SERVICE_AREA) if spec.center == FRANKFURT else None
         self._lon_m = _M_PER_DEG_LAT * math.cos(math.radians(spec.center[0]))
@@ -339,12 +364,8 @@ class RateModeFleet:
             bucket.append(index)
 
     def _interval_and_mode(self, v: SimVehicle, percent: int) -> tuple[int, str]:
-        modes = self.modes
-        if v.in_trip:
-            return modes.in_trip_ms, IN_TRIP
-        if percent > modes.parked_battery_above:
-            return modes.parked_ms, PARKED
-        return modes.normal_ms, NORMAL
+        """(interval, mode) after an event: `modes.mode` looked up, not called (it runs per event)."""
+        return self._in_trip_rate if v.in_trip else self._standing_rates[percent]
 
     def due(self, until_ms: int) -> Iterator[tuple[SimVehicle, int, tuple]]:
         """(vehicle, timestamp, sample) for every event before `until_ms`, in time order; the model is
@@ -383,7 +404,7 @@ class RateModeFleet:
         noise, locations, temperatures, accels = self._noise, self._still_location, self._still_temperature, self._accel_bytes
         lat_scale, lon_scale = GPS_SIGMA_M / _M_PER_DEG_LAT, GPS_SIGMA_M / self._lon_m
         template, trip_template = _STILL_TEMPLATE, _TRIP_TEMPLATE
-        move, tail, trip_ms = self._move, self._tail, self.modes.in_trip_ms
+        move, tail, trip_ms = self._move, self._tail, self._in_trip_rate[0]
         wrap = _NOISE_SIZE - _NOISE_STRIDE
         heappop, heappush = heapq.heappop, heapq.heappush
         while times and times[0] < until_ms:
