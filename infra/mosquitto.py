@@ -13,7 +13,7 @@ from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from infra.process import ComponentStatus, InfraError, ManagedProcess, port_open, wait_until
+from infra.process import ComponentStatus, InfraError, ManagedProcess, port_open, probe_status, wait_until
 
 
 if TYPE_CHECKING:
@@ -67,14 +67,15 @@ class MosquittoBroker:
         config = self.folder / "mosquitto.conf"
         config.write_text(self.config_text())
         pid = self.process.start([self.executable(), "-c", str(config)])
-        wait_until(lambda: port_open(self.host, self.port), timeout_s=timeout_s, what=f"MQTT listener {self.host}:{self.port}", process=self.process)
+        wait_until(self._listening, timeout_s=timeout_s, what=f"MQTT listener {self.host}:{self.port}", process=self.process)
         return pid
+
+    def _listening(self) -> bool:
+        return port_open(self.host, self.port)
 
     def down(self) -> bool:
         return self.process.stop(timeout_s=15.0)
 
     def status(self) -> ComponentStatus:
-        pid = self.process.pid()
-        healthy = pid is not None and port_open(self.host, self.port)
-        detail = "ready" if healthy else ("stopped" if pid is None else "not listening")
-        return ComponentStatus(self.name, self.address, pid, healthy, detail, self.folder / "mosquitto.log")
+        # Its stdout log and its log_dest are the same file, mosquitto/mosquitto.log.
+        return probe_status(self.name, self.address, self.process, self._listening, not_ready="not listening")

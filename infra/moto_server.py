@@ -9,7 +9,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from infra.process import ComponentStatus, InfraError, ManagedProcess, port_open, wait_until
+from infra.process import ComponentStatus, InfraError, ManagedProcess, port_open, probe_status, wait_until
 
 # moto accepts any credentials; set them so boto3 never looks for real ones.
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
@@ -54,12 +54,4 @@ class MotoServer:
         return self.process.stop(timeout_s=15.0)
 
     def status(self) -> ComponentStatus:
-        pid = self.process.pid()
-        healthy = False
-        if pid is not None:
-            try:
-                healthy = self._ready()
-            except OSError:
-                healthy = False
-        detail = "ready" if healthy else ("stopped" if pid is None else "not answering")
-        return ComponentStatus(self.name, self.endpoint, pid, healthy, detail, self.process.log_file)
+        return probe_status(self.name, self.endpoint, self.process, self._ready, not_ready="not answering")

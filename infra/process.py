@@ -130,6 +130,21 @@ def _wait_gone(pid: int, timeout_s: float) -> bool:
     return False
 
 
+def probe_status(name: str, address: str, process: ManagedProcess, ready: Callable[[], bool], *,
+                 not_ready: str) -> ComponentStatus:
+    """The status of a server whose health is one readiness probe: ready, stopped, or `not_ready`
+    (alive, but the probe says no or cannot connect)."""
+    pid = process.pid()
+    healthy = False
+    if pid is not None:
+        try:
+            healthy = ready()
+        except OSError:
+            healthy = False
+    detail = "ready" if healthy else ("stopped" if pid is None else not_ready)
+    return ComponentStatus(name, address, pid, healthy, detail, process.log_file)
+
+
 def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
     try:
         with socket.create_connection((host, port), timeout=timeout_s):

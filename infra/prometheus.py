@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from fleet.config import PlatformConfig
-from infra.process import ComponentStatus, InfraError, ManagedProcess, port_open, wait_until
+from infra.process import ComponentStatus, InfraError, ManagedProcess, port_open, probe_status, wait_until
 
 SCRAPE_INTERVAL_S = 2
 DEFAULT_PORT = 9090
@@ -113,15 +113,7 @@ class PrometheusServer:
     stop = down
 
     def status(self) -> ComponentStatus:
-        pid = self.process.pid()
-        healthy = False
-        if pid is not None:
-            try:
-                healthy = self._ready()
-            except OSError:
-                healthy = False
-        detail = "ready" if healthy else ("stopped" if pid is None else "not ready")
-        return ComponentStatus(self.name, self.url, pid, healthy, detail, self.process.log_file)
+        return probe_status(self.name, self.url, self.process, self._ready, not_ready="not ready")
 
     # -- its HTTP API ----------------------------------------------------------------------------
 
