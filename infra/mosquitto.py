@@ -8,12 +8,19 @@ because it binds 127.0.0.1.
 from __future__ import annotations
 
 import getpass
-import shutil
 from pathlib import Path
 
 from typing import TYPE_CHECKING
 
-from infra.process import ComponentStatus, InfraError, ManagedProcess, port_open, probe_status, wait_until
+from infra.process import (
+    ComponentStatus,
+    InfraError,
+    ManagedProcess,
+    debian_executable,
+    port_open,
+    probe_status,
+    wait_until,
+)
 
 
 if TYPE_CHECKING:
@@ -55,10 +62,7 @@ class MosquittoBroker:
 
     @staticmethod
     def executable() -> str:
-        found = shutil.which("mosquitto") or ("/usr/sbin/mosquitto" if Path("/usr/sbin/mosquitto").exists() else None)
-        if found is None:
-            raise InfraError("mosquitto is not installed: run `make setup` (apt-get install mosquitto)")
-        return found
+        return debian_executable("mosquitto", "/usr/sbin/mosquitto")
 
     def up(self, timeout_s: float = 20.0) -> int:
         if self.process.pid() is None and port_open(self.host, self.port):

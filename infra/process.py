@@ -8,6 +8,7 @@ in its command line.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -143,6 +144,15 @@ def probe_status(name: str, address: str, process: ManagedProcess, ready: Callab
             healthy = False
     detail = "ready" if healthy else ("stopped" if pid is None else not_ready)
     return ComponentStatus(name, address, pid, healthy, detail, process.log_file)
+
+
+def debian_executable(name: str, fallback: str) -> str:
+    """The path of a server `make setup` installs from Debian's package `name`: on PATH, else at
+    `fallback` (sbin is not on every user's PATH)."""
+    found = shutil.which(name) or (fallback if Path(fallback).exists() else None)
+    if found is None:
+        raise InfraError(f"{name} is not installed: run `make setup` (apt-get install {name})")
+    return found
 
 
 def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:

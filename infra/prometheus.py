@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import urllib.parse
 import urllib.request
@@ -22,7 +21,15 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from fleet.config import PlatformConfig
-from infra.process import ComponentStatus, InfraError, ManagedProcess, port_open, probe_status, wait_until
+from infra.process import (
+    ComponentStatus,
+    InfraError,
+    ManagedProcess,
+    debian_executable,
+    port_open,
+    probe_status,
+    wait_until,
+)
 
 SCRAPE_INTERVAL_S = 2
 DEFAULT_PORT = 9090
@@ -79,10 +86,7 @@ class PrometheusServer:
 
     @staticmethod
     def executable() -> str:
-        found = shutil.which("prometheus") or ("/usr/bin/prometheus" if Path("/usr/bin/prometheus").exists() else None)
-        if found is None:
-            raise InfraError("prometheus is not installed: run `make setup` (apt-get install prometheus)")
-        return found
+        return debian_executable("prometheus", "/usr/bin/prometheus")
 
     def up(self, config: PlatformConfig, timeout_s: float = 30.0) -> int:
         """Write the scrape config for `config` and start (or keep) the server; wait until ready."""
