@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
 
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
 class InfraError(RuntimeError):
     """A local server could not be started, reached or stopped."""
 
@@ -99,15 +102,34 @@ class ManagedProcess:
             return "(no log)"
 
 
+def proc_stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name, or None once it is gone: [0] the state,
+    [1] the parent, [2] the process group, [11] utime, [12] stime (stat(5) fields 3, 4, 5, 14, 15).
+    `pid` may name any /proc entry with a stat file, e.g. "self/task/<tid>"."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            text = handle.read()
+    except OSError:
+        return None
+    end = text.rfind(b")")  # the command name may hold spaces and parentheses: it ends at the last one
+    return None if end < 0 else text[end + 1:].decode().split()
+
+
+def cpu_seconds(pid: int | str) -> float | None:
+    """utime + stime of every thread of `pid` (not of its children), or None once it is gone."""
+    fields = proc_stat(pid)
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS
+
+
 def _is_ours(pid: int, marker: str) -> bool:
     """Alive, and its command line names our folder. An empty command line is a process caught
     between fork and exec (the java launcher re-execs itself at start): ours, for a moment."""
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
+    fields = proc_stat(pid)
+    if fields is None or fields[0] == "Z":
         return False
-    if state == "Z":
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
         return False
     return not cmdline or marker in cmdline.replace(b"\0", b" ").decode(errors="replace")
 
@@ -121,11 +143,8 @@ def _wait_gone(pid: int, timeout_s: float) -> bool:
                 return True
         except ChildProcessError:
             pass
-        try:
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except (FileNotFoundError, IndexError):
-            return True
-        if state == "Z":
+        fields = proc_stat(pid)
+        if fields is None or fields[0] == "Z":
             return True
         time.sleep(0.1)
     return False

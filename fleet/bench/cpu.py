@@ -18,18 +18,9 @@ from bisect import bisect_left
 from dataclasses import dataclass, field
 from typing import Callable
 
+from infra.process import cpu_seconds, proc_stat
+
 _TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float | None:
-    """utime + stime of every thread of `pid` (not of its children), or None once it is gone."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            text = handle.read()
-    except OSError:
-        return None
-    fields = text[text.rindex(b")") + 2:].split()  # the command name may hold spaces and parentheses
-    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 def peak_rss_mib(pid: int) -> float | None:
@@ -47,14 +38,9 @@ def descendants(pid: int) -> list[int]:
     """Every living descendant of `pid` (e.g. the JVM a PyFlink client starts)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat", "rb") as handle:
-                    text = handle.read()
-                parent = int(text[text.rindex(b")") + 2:].split()[1])
-            except (OSError, ValueError, IndexError):
-                continue
-            children.setdefault(parent, []).append(int(entry))
+        fields = proc_stat(entry) if entry.isdigit() else None
+        if fields is not None:
+            children.setdefault(int(fields[1]), []).append(int(entry))
     found, todo = [], [pid]
     while todo:
         for child in children.get(todo.pop(), []):

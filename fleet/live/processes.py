@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-_CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+from infra.process import cpu_seconds, proc_stat
 
 
 @dataclass
@@ -125,12 +125,8 @@ def group_members(pgid: int) -> list[int]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except (FileNotFoundError, ProcessLookupError, IndexError, PermissionError):
-            continue
-        # fields[0] is the state, [2] the process group (stat fields 3 and 5)
-        if fields[0] != "Z" and int(fields[2]) == pgid:
+        fields = proc_stat(entry.name)
+        if fields is not None and fields[0] != "Z" and int(fields[2]) == pgid:
             members.append(int(entry.name))
     return members
 
@@ -156,11 +152,7 @@ def _wait_empty(pgid: int, timeout_s: float) -> None:
 
 
 def _cpu_s(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (FileNotFoundError, ProcessLookupError, IndexError):
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _CLOCK_TICKS  # utime + stime
+    return cpu_seconds(pid) or 0.0
 
 
 def _cmdline(pid: int) -> str:
