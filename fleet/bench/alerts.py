@@ -28,21 +28,13 @@ from connectors.kafka_topics import admin_client, ensure_topics
 from device_sim.fleet_model import Fleet, FleetSpec
 from connectors.kafka_topics import TopicSpec
 from fleet.config import PlatformConfig
+from fleet.percentiles import KEYS, latency_percentiles, rounded_index
 from infra.manager import LocalInfra
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
 def _summary(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p95": None, "p99": None, "max": None, "mean": None}
-    return {
-        "p50": round(_percentile(values, 0.50), 1), "p95": round(_percentile(values, 0.95), 1),
-        "p99": round(_percentile(values, 0.99), 1), "max": round(max(values), 1), "mean": round(statistics.fmean(values), 1),
-    }
+    found = latency_percentiles(values, rounded_index)
+    return {**(found or dict.fromkeys(KEYS)), "mean": round(statistics.fmean(values), 1) if values else None}
 
 
 def run_alert_benchmark(

@@ -41,6 +41,7 @@ from device_sim.kafka_output import produce_events
 from fleet.bench.cpu import stop_process_tree
 from fleet.bench.input import CALM_RADIUS_KM
 from fleet.bench.latency import BRONZE_POLL_S, HOT_STORE_POLL_S, LatencyProbes
+from fleet.percentiles import KEYS, latency_percentiles, rounded_index
 from infra.flink_cluster import PROJECT_ROOT
 from udfs.telemetry_schema import parse_timestamp_ms
 
@@ -73,11 +74,8 @@ class _Received:
 
 
 def _percentiles(values: list[float]) -> dict[str, float | None]:
-    if not values:
-        return {"p50": None, "p95": None, "p99": None, "max": None, "samples": 0}
-    ordered = sorted(values)
-    at = lambda q: round(ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))], 1)  # noqa: E731
-    return {"p50": at(0.50), "p95": at(0.95), "p99": at(0.99), "max": round(ordered[-1], 1), "samples": len(ordered)}
+    found = latency_percentiles(values, rounded_index)
+    return {**(found or dict.fromkeys(KEYS)), "samples": len(values)}
 
 
 class _Reader(threading.Thread):

@@ -9,7 +9,6 @@ included) and now − its Kafka ingest time (`ingested_at_ms`, the pipeline's in
 
 from __future__ import annotations
 
-import math
 import threading
 import time
 from collections import Counter, deque
@@ -19,6 +18,7 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaException, TopicPartition
 
+from fleet.percentiles import latency_percentiles
 from udfs.telemetry_schema import parse_timestamp_ms
 
 _LATENCY_WINDOW_S = 30.0  # percentiles over the arrivals of the last half minute
@@ -183,13 +183,6 @@ class OutputTail(threading.Thread):
 
 
 def percentiles(values: list[float]) -> dict[str, float] | None:
-    """p50/p95/p99/max (nearest rank: the smallest value with at least q of them at or below it)
-    of `values`, or None if there are none."""
-    if not values:
-        return None
-    ordered = sorted(values)
-
-    def rank(q: float) -> float:
-        return round(ordered[max(0, math.ceil(q * len(ordered)) - 1)], 1)
-
-    return {"p50": rank(0.50), "p95": rank(0.95), "p99": rank(0.99), "max": round(ordered[-1], 1), "count": len(ordered)}
+    """p50/p95/p99/max (nearest rank) of `values` and their count, or None if there are none."""
+    found = latency_percentiles(values)
+    return None if found is None else {**found, "count": len(values)}
