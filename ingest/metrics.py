@@ -41,6 +41,8 @@ from typing import Any, Callable, Iterator
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
+from ingest.http_reply import send_body
+
 Stats = Callable[[], dict[str, Any]]
 
 MQTT_DISCONNECTED = "mqtt_disconnected"
@@ -186,19 +188,12 @@ def _handler(server: BridgeMetricsServer) -> type[BaseHTTPRequestHandler]:
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
-                self._send(200, CONTENT_TYPE_LATEST, generate_latest(server.registry))
+                send_body(self, 200, CONTENT_TYPE_LATEST, generate_latest(server.registry))
             elif path == "/healthz":
                 health = server.health.check()
-                self._send(200 if health.ok else 503, "application/json", json.dumps(health.body()).encode())
+                send_body(self, 200 if health.ok else 503, "application/json", json.dumps(health.body()).encode())
             else:
-                self._send(404, "text/plain; charset=utf-8", b"/metrics or /healthz\n")
-
-        def _send(self, status: int, content_type: str, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+                send_body(self, 404, "text/plain; charset=utf-8", b"/metrics or /healthz\n")
 
         def log_message(self, *_args: Any) -> None:  # Prometheus scrapes every few seconds: no access log
             pass

@@ -33,6 +33,7 @@ from fleet.config import PlatformConfig
 from fleet.live.alert_tail import AlertTail
 from fleet.live.vehicle_states import COLUMNS, FIELDS, StateRules, classify
 from fleet.live.zone_cells import zone_ring, zones_over
+from ingest.http_reply import send_body
 from udfs.geofence import load_service_area
 
 log = logging.getLogger("fleet.live.map_server")
@@ -213,12 +214,7 @@ def _handler_for(server: MapServer) -> type[BaseHTTPRequestHandler]:
                 self._send(HTTPStatus.INTERNAL_SERVER_ERROR, "application/json", body)
 
         def _send(self, status: HTTPStatus, content_type: str, body: bytes) -> None:
-            self.send_response(status)
-            self.send_header("Content-Type", content_type)
-            self.send_header("Content-Length", str(len(body)))
-            self.send_header("Cache-Control", "no-store")
-            self.end_headers()
-            self.wfile.write(body)
+            send_body(self, status, content_type, body, {"Cache-Control": "no-store"})
 
         def log_message(self, format: str, *args: Any) -> None:  # every poll would print a line to stderr
             log.debug("fleet_map_request %s", format % args)
