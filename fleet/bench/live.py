@@ -42,7 +42,8 @@ def isolated_overrides(run_dir: Path) -> list[str]:
     return [f"infra.run_dir={run_dir}", *(f"{key}={next(ports)}" for key in _PORT_KEYS)]
 
 
-def _read(path: Path) -> dict[str, Any]:
+def read_status(path: Path) -> dict[str, Any]:
+    """A `telemetry live` status file, or {} while there is none (or none that parses)."""
     try:
         return json.loads(path.read_text())
     except (FileNotFoundError, json.JSONDecodeError):
@@ -68,7 +69,7 @@ def run_level(vehicles: int, *, seconds: float, warmup_s: float, folder: Path, b
         try:
             while proc.poll() is None:
                 time.sleep(2.0)
-                snapshot = _read(status_file)
+                snapshot = read_status(status_file)
                 if not snapshot:
                     continue
                 if steady_at is None and snapshot.get("steady"):
@@ -89,7 +90,7 @@ def run_level(vehicles: int, *, seconds: float, warmup_s: float, folder: Path, b
                 except subprocess.TimeoutExpired:  # never leave a platform running behind a benchmark
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait(10)
-    final = _read(status_file)
+    final = read_status(status_file)
     return {"vehicles": vehicles, "bridges": bridges, "exit_code": proc.returncode, "log": str(log),
             "steady_after_s": None if steady_at is None else round(steady_at, 1),
             "stopped": final.get("stopped"), **_window(samples)}

@@ -20,7 +20,7 @@ from typing import Any, Iterator
 import pytest
 
 from fleet.config import PlatformConfig, load_config
-from fleet.bench.live import isolated_overrides
+from fleet.bench.live import isolated_overrides, read_status
 
 LIVE_VEHICLES = 300  # ~350 events/s at the seed's rates: small, so the suite's other work is not slowed
 STEADY_TIMEOUT_S = 300.0
@@ -62,10 +62,7 @@ class RunningPlatform:
             )
 
     def status(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.status_file.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return {}
+        return read_status(self.status_file)
 
     def wait_for(self, check, *, timeout_s: float, what: str) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
