@@ -19,40 +19,62 @@ import time
 import uuid
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from connectors.kafka_clients import make_consumer, make_producer
-from connectors.kafka_topics import admin_client, ensure_topics
+from connectors.kafka_topics import TopicSpec, admin_client, ensure_topics
 from device_sim.fleet_model import Fleet, FleetSpec
-from connectors.kafka_topics import TopicSpec
 from fleet.config import PlatformConfig
 from fleet.percentiles import KEYS, latency_percentiles, rounded_index
 from infra.manager import LocalInfra
 
+if TYPE_CHECKING:
+    from jobs.anomaly_detection import AnomalyConfig
 
-def _summary(values: list[float]) -> dict[str, float | None]:
+
+def latency_summary(values: list[float]) -> dict[str, float | None]:
     found = latency_percentiles(values, rounded_index)
     return {**(found or dict.fromkeys(KEYS)), "mean": round(statistics.fmean(values), 1) if values else None}
+
+
+def anomaly_job_on_fresh_topics(config: PlatformConfig, prefix: str) -> tuple[AnomalyConfig, str]:
+    """The anomaly job's config on topics of its own, `<prefix>-telemetry-<suffix>` and
+    `<prefix>-alerts-<suffix>` (created here), in consumer group `<prefix>-<suffix>`; and the suffix."""
+    from jobs.anomaly_detection import anomaly_config
+
+    suffix = uuid.uuid4().hex[:8]
+    telemetry, alerts_topic = f"{prefix}-telemetry-{suffix}", f"{prefix}-alerts-{suffix}"
+    ensure_topics(admin_client(config.kafka.bootstrap_servers), [
+        TopicSpec("telemetry", telemetry, config.kafka.topic("telemetry").partitions, 1, {}),
+        TopicSpec("alerts", alerts_topic, 1, 1, {}),
+    ])
+    job = replace(anomaly_config(config, start="earliest"), telemetry_topic=telemetry, alerts_topic=alerts_topic,
+                  group_id=f"{prefix}-{suffix}")
+    return job, suffix
+
+
+def write_result(config: PlatformConfig, name: str, result: dict[str, Any]) -> dict[str, Any]:
+    """`result` written to <run_dir>/bench/<name>-<epoch s>.json, and returned with that "file"."""
+    out = Path(config.infra.run_dir) / "bench" / f"{name}-{int(time.time())}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    result["file"] = str(out)
+    return result
 
 
 def run_alert_benchmark(
     config: PlatformConfig, *, rate: float, seconds: float, vehicles: int, alert_share: float, warmup_s: float = 5.0
 ) -> dict[str, Any]:
-    from jobs.anomaly_detection import anomaly_config, build
+    from jobs.anomaly_detection import build
     from jobs.flink_env import create_env
 
     LocalInfra(config.infra).up(["kafka"])
     bootstrap = config.kafka.bootstrap_servers
-    suffix = uuid.uuid4().hex[:8]
-    telemetry, alerts_topic = f"bench-telemetry-{suffix}", f"bench-alerts-{suffix}"
-    ensure_topics(admin_client(bootstrap), [
-        TopicSpec("telemetry", telemetry, config.kafka.topic("telemetry").partitions, 1, {}),
-        TopicSpec("alerts", alerts_topic, 1, 1, {}),
-    ])
-    job = replace(anomaly_config(config, start="earliest"), telemetry_topic=telemetry, alerts_topic=alerts_topic,
-                  group_id=f"bench-{suffix}", outputs=frozenset({"kafka"}))
+    job, suffix = anomaly_job_on_fresh_topics(config, "bench")
+    job = replace(job, outputs=frozenset({"kafka"}))
+    telemetry, alerts_topic = job.telemetry_topic, job.alerts_topic
     env = create_env(config.flink)
     build(env, job)
     client = env.execute_async("anomaly detection (benchmark)")
@@ -128,14 +150,10 @@ def run_alert_benchmark(
         "alerts_received": len(latencies) + len(warmup),
         "alerts_by_kind": others,
         "warmup_s": warmup_s,
-        "latency_ms": _summary(latencies),
-        "warmup_latency_ms": _summary(warmup),
-        "ingest_to_detector_ms": _summary(in_job),
+        "latency_ms": latency_summary(latencies),
+        "warmup_latency_ms": latency_summary(warmup),
+        "ingest_to_detector_ms": latency_summary(in_job),
         "parallelism": config.flink.parallelism,
         "execution_mode": config.flink.execution_mode,
     }
-    out = Path(config.infra.run_dir) / "bench" / f"alerts-latency-{int(time.time())}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    result["file"] = str(out)
-    return result
+    return write_result(config, "alerts-latency", result)

@@ -21,7 +21,6 @@ Prints the figures and writes them to <run_dir>/bench/storm-<time>.json. No asse
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 import uuid
@@ -33,9 +32,7 @@ from typing import Any
 import orjson
 
 from connectors.kafka_clients import make_consumer, make_producer
-from connectors.kafka_topics import admin_client, ensure_topics
-from fleet.bench.alerts import _summary
-from connectors.kafka_topics import TopicSpec
+from fleet.bench.alerts import anomaly_job_on_fresh_topics, latency_summary, write_result
 from fleet.config import PlatformConfig
 from infra.manager import LocalInfra
 from udfs.geohash import zone_id
@@ -138,22 +135,17 @@ def run_storm_benchmark(
 ) -> dict[str, Any]:
     if through not in ("detector", "fanout"):
         raise ValueError(f"through={through!r}: detector or fanout")
-    from jobs.anomaly_detection import anomaly_config, build
+    from jobs.anomaly_detection import build
     from jobs.flink_env import create_env
 
     LocalInfra(config.infra).up(["kafka", "moto"])
     limits = measure_sns_limits(config, sequential=sequential, batched=batched)
 
     bootstrap = config.kafka.bootstrap_servers
-    suffix = uuid.uuid4().hex[:8]
-    telemetry, alerts_topic = f"bench-storm-telemetry-{suffix}", f"bench-storm-alerts-{suffix}"
-    ensure_topics(admin_client(bootstrap), [
-        TopicSpec("telemetry", telemetry, config.kafka.topic("telemetry").partitions, 1, {}),
-        TopicSpec("alerts", alerts_topic, 1, 1, {}),
-    ])
-    job = replace(anomaly_config(config, start="earliest"), telemetry_topic=telemetry, alerts_topic=alerts_topic,
-                  group_id=f"bench-storm-{suffix}", sns_topic=f"bench-storm-{suffix}",
+    job, suffix = anomaly_job_on_fresh_topics(config, "bench-storm")
+    job = replace(job, sns_topic=f"bench-storm-{suffix}",
                   alert_log=str(Path(config.infra.run_dir) / "bench" / f"storm-alerts-{suffix}.log"))
+    telemetry, alerts_topic = job.telemetry_topic, job.alerts_topic
     if not guard:
         job = replace(job, fanout=replace(job.fanout, storm=replace(job.fanout.storm, pages_per_window=10**9)))
     policy = job.fanout.storm
@@ -275,17 +267,13 @@ def run_storm_benchmark(
         "summaries": len(summaries), "summaries_expected": expected_summaries,
         "suppressed": kinds["unpaged"],
         "ordinary_sent": ordinary_sent, "ordinary_received": len(ordinary_ms),
-        "ordinary_latency_ms": _summary(ordinary_ms),
-        "ordinary_ingest_to_detector_ms": _summary(ordinary_in_job_ms),
+        "ordinary_latency_ms": latency_summary(ordinary_ms),
+        "ordinary_ingest_to_detector_ms": latency_summary(ordinary_in_job_ms),
         "drain_s": round(max(storm_arrivals) - min(storm_arrivals), 2) if storm_arrivals else None,
         "limits": limits,
         "parallelism": config.flink.parallelism, "execution_mode": config.flink.execution_mode,
     }
-    out = Path(config.infra.run_dir) / "bench" / f"storm-{int(time.time())}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    result["file"] = str(out)
-    return result
+    return write_result(config, "storm", result)
 
 
 def _rate(per_s: float | None) -> str:
