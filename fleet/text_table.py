@@ -1,7 +1,7 @@
 """Aligned plain-text tables for the CLI: a header line, then one line per row, two spaces apart.
 
 No box drawing and no separator line, so `awk`, `cut` and `line.split()` read the output as well
-as people do.
+as people do. `markdown_table` writes the same rows for a report.
 """
 
 from __future__ import annotations
@@ -30,3 +30,9 @@ def _line(cells: Sequence[str], widths: list[int], right_columns: set[int]) -> s
     padded = [cell.rjust(width) if index in right_columns else cell.ljust(width)
               for index, (cell, width) in enumerate(zip(cells, widths))]
     return "  ".join(padded).rstrip()
+
+
+def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A Markdown (GFM) table: the header, its `---` line, one line per row (None prints as empty)."""
+    lines = [headers, ["---"] * len(headers), *([_cell(value) for value in row] for row in rows)]
+    return "\n".join("| " + " | ".join(line) + " |" for line in lines)

@@ -7,6 +7,7 @@ import secrets
 from typing import Iterable, Protocol
 
 from fleet.config import InfraConfig
+from fleet.text_table import format_table
 from infra.kafka_broker import KafkaBroker
 from infra.mosquitto import MosquittoBroker
 from infra.moto_server import MotoServer
@@ -75,9 +76,6 @@ class LocalInfra:
 
 
 def format_status(rows: list[ComponentStatus]) -> str:
-    header = ("component", "address", "pid", "health", "log")
-    table = [header] + [
+    return format_table(("component", "address", "pid", "health", "log"), [
         (r.name, r.address, str(r.pid or "-"), "up" if r.healthy else r.detail, str(r.log or "-")) for r in rows
-    ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
-    return "\n".join("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in table)
+    ])

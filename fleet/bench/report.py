@@ -17,6 +17,7 @@ from dataclasses import asdict, is_dataclass
 from pathlib import Path
 from typing import Any
 
+from fleet import text_table
 from fleet.bench.checks import StageOutcome
 from fleet.bench.state import state_markdown
 
@@ -58,14 +59,11 @@ def rows(outcomes: list[StageOutcome]) -> list[tuple[str, ...]]:
 
 
 def format_table(outcomes: list[StageOutcome]) -> str:
-    all_rows = [HEADER, *rows(outcomes)]
-    widths = [max(len(r[i]) for r in all_rows) for i in range(len(HEADER))]
-    return "\n".join("  ".join(c.ljust(widths[i]) for i, c in enumerate(r)).rstrip() for r in all_rows)
+    return text_table.format_table(HEADER, rows(outcomes))
 
 
 def markdown_table(outcomes: list[StageOutcome]) -> str:
-    all_rows = [HEADER, tuple("---" for _ in HEADER), *rows(outcomes)]
-    return "\n".join("| " + " | ".join(r) + " |" for r in all_rows)
+    return text_table.markdown_table(HEADER, rows(outcomes))
 
 
 def process_table(outcomes: list[StageOutcome]) -> str:
