@@ -98,10 +98,7 @@ class KafkaBroker:
             raise InfraError(f"kafka storage format failed:\n{completed.stdout}{completed.stderr}")
 
     def up(self, timeout_s: float = 90.0) -> int:
-        if self.process.pid() is None:
-            for port in (self.port, self.controller_port):
-                if port_open(self.host, port):
-                    raise InfraError(f"kafka: {self.host}:{port} is already in use by another process")
+        self.process.refuse_taken(self.host, self.port, self.controller_port)
         self.folder.mkdir(parents=True, exist_ok=True)
         properties = self.folder / "server.properties"
         properties.write_text(self.server_properties())

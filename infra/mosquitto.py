@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 from infra.process import (
     ComponentStatus,
-    InfraError,
     ManagedProcess,
     debian_executable,
     port_open,
@@ -65,8 +64,7 @@ class MosquittoBroker:
         return debian_executable("mosquitto", "/usr/sbin/mosquitto")
 
     def up(self, timeout_s: float = 20.0) -> int:
-        if self.process.pid() is None and port_open(self.host, self.port):
-            raise InfraError(f"mosquitto: {self.host}:{self.port} is already in use by another process")
+        self.process.refuse_taken(self.host, self.port)
         (self.folder / "data").mkdir(parents=True, exist_ok=True)
         config = self.folder / "mosquitto.conf"
         config.write_text(self.config_text())

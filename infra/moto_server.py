@@ -9,7 +9,7 @@ import sys
 import urllib.request
 from pathlib import Path
 
-from infra.process import ComponentStatus, InfraError, ManagedProcess, port_open, probe_status, wait_until
+from infra.process import ComponentStatus, InfraError, ManagedProcess, probe_status, wait_until
 
 # moto accepts any credentials; set them so boto3 never looks for real ones.
 FAKE_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
@@ -35,8 +35,7 @@ class MotoServer:
             import moto.server  # noqa: F401 - only checks that the extra is installed
         except ImportError as exc:
             raise InfraError("moto[server] is not installed: pip install 'fleet-telemetry[local]' (make setup does)") from exc
-        if self.process.pid() is None and port_open(self.host, self.port):
-            raise InfraError(f"moto: {self.host}:{self.port} is already in use by another process")
+        self.process.refuse_taken(self.host, self.port)
         self.folder.mkdir(parents=True, exist_ok=True)
         # The folder rides on the command line (ignored by moto) so the pid check can recognise it.
         pid = self.process.start(

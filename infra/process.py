@@ -61,6 +61,13 @@ class ManagedProcess:
         self.pid_file.unlink(missing_ok=True)
         return None
 
+    def refuse_taken(self, host: str, *ports: int) -> None:
+        """Before a start: a port that answers while our process is not running is someone else's."""
+        if self.pid() is None:
+            for port in ports:
+                if port_open(host, port):
+                    raise InfraError(f"{self.name}: {host}:{port} is already in use by another process")
+
     def start(self, argv: Sequence[str], env: Mapping[str, str] | None = None) -> int:
         existing = self.pid()
         if existing is not None:

@@ -26,7 +26,6 @@ from infra.process import (
     InfraError,
     ManagedProcess,
     debian_executable,
-    port_open,
     probe_status,
     wait_until,
 )
@@ -90,8 +89,7 @@ class PrometheusServer:
 
     def up(self, config: PlatformConfig, timeout_s: float = 30.0) -> int:
         """Write the scrape config for `config` and start (or keep) the server; wait until ready."""
-        if self.process.pid() is None and port_open(self.host, self.port):
-            raise InfraError(f"prometheus: {self.host}:{self.port} is already in use by another process")
+        self.process.refuse_taken(self.host, self.port)
         (self.folder / "data").mkdir(parents=True, exist_ok=True)
         self.config_file.write_text(scrape_config(config))
         pid = self.process.start([
