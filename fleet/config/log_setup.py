@@ -1,0 +1,71 @@
+"""One logging setup for every command and service: `configure_logging(level, json=...)`, called once
+from each main(). Human lines on stderr by default; with json=True one JSON object a line (ts, level,
+logger, message, and any `extra=` fields of the call), which a log shipper reads without a pattern.
+
+It sits at the config layer and imports only the standard library, so fleet.cli, fleet.live,
+fleet.bench, ingest and jobs can all use it without importing anything above them.
+"""
+
+from __future__ import annotations
+
+import json as json_module
+import logging
+import os
+import sys
+from datetime import datetime, timezone
+from typing import Any, TextIO
+
+LEVEL_ENV = "FLEET_LOG_LEVEL"
+LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+HUMAN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+# Attributes every LogRecord has; anything else on a record came from `extra=` and is a field.
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+
+
+def default_level() -> str:
+    """$FLEET_LOG_LEVEL, else INFO (read when a parser is built, not at import)."""
+    return os.environ.get(LEVEL_ENV, "INFO").upper()
+
+
+def add_logging_arguments(parser: Any) -> None:
+    """--log-level and --log-json on an argparse parser (a command's top level)."""
+    parser.add_argument("--log-level", type=str.upper, choices=LEVELS, default=default_level(),
+                        help=f"the least severe log level shown (default: ${LEVEL_ENV} or INFO)")
+    parser.add_argument("--log-json", action="store_true",
+                        help="log JSON lines (ts, level, logger, message, extra fields) for a log shipper")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: ts (UTC ISO-8601, ms), level, logger, message, then extra fields;
+    an exception's traceback under "exc_info". A value JSON cannot hold is written as its str()."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key, value in vars(record).items():
+            if key not in _STANDARD and key not in document:
+                document[key] = value
+        if record.exc_info:
+            document["exc_info"] = self.formatException(record.exc_info)
+        return json_module.dumps(document, default=str, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO", json: bool = False, stream: TextIO | None = None) -> logging.Handler:
+    """Make the root logger write `level` and above to stderr (or `stream`), human or JSON lines.
+
+    Replaces the handlers an earlier call installed, so calling it again (tests, a command run
+    in-process twice) does not double every line. Returns the handler."""
+    handler = logging.StreamHandler(sys.stderr if stream is None else stream)
+    handler.setFormatter(JsonFormatter() if json else logging.Formatter(HUMAN_FORMAT))
+    handler._fleet_log_setup = True  # type: ignore[attr-defined]  # marks ours for the next call
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, "_fleet_log_setup", False)]:
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    return handler
