@@ -75,18 +75,7 @@ class ManagedProcess:
         if str(self.folder) not in " ".join(argv):
             raise InfraError(f"{self.name}: its command line must contain its folder {self.folder} (pid safety)")
         self.folder.mkdir(parents=True, exist_ok=True)
-        with self.log_file.open("ab") as log:
-            log.write(f"\n=== start {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n".encode())
-            log.flush()
-            proc = subprocess.Popen(  # noqa: S603 - argv is built by us, never from input
-                list(argv),
-                cwd=self.folder,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, **(env or {})},
-                start_new_session=True,  # survives the CLI that started it; Ctrl-C in a shell won't kill it
-            )
+        proc = spawn_logged(argv, self.log_file, cwd=self.folder, env={**os.environ, **(env or {})})
         self.pid_file.write_text(str(proc.pid))
         return proc.pid
 
@@ -103,10 +92,27 @@ class ManagedProcess:
         return True
 
     def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
+        return log_tail(self.log_file, lines)
+
+
+def spawn_logged(argv: Sequence[str], log: Path, *, cwd: Path | None, env: Mapping[str, str]) -> subprocess.Popen:
+    """Start `argv` with stdout and stderr appended to `log` after a `=== start` line, in a session
+    of its own: it survives the CLI that started it, and Ctrl-C in that shell does not reach it."""
+    with log.open("ab") as out:
+        out.write(f"\n=== start {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n".encode())
+        out.flush()
+        return subprocess.Popen(  # noqa: S603 - argv is built by us, never from input
+            list(argv), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=dict(env),
+            start_new_session=True,
+        )
+
+
+def log_tail(log: Path, lines: int) -> str:
+    """The last `lines` lines of `log`, or "(no log)"."""
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
 
 
 def proc_stat(pid: int | str) -> list[str] | None:

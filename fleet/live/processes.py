@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from infra.process import cpu_seconds, proc_stat
+from infra.process import cpu_seconds, log_tail, proc_stat, spawn_logged
 
 
 @dataclass
@@ -46,10 +46,7 @@ class Child:
         return sum(_cpu_s(pid) for pid in group_members(self.pid))
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
+        return log_tail(self.log, lines)
 
 
 class Children:
@@ -66,13 +63,7 @@ class Children:
             raise RuntimeError(f"{name} is already running (pid {self._children[name].pid})")
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log = self.log_dir / f"{name}.log"
-        with log.open("ab") as out:
-            out.write(f"\n=== start {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n".encode())
-            out.flush()
-            proc = subprocess.Popen(  # noqa: S603 - argv is ours
-                list(argv), stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env={**self.env, **(env or {})}, cwd=cwd,
-                start_new_session=True,
-            )
+        proc = spawn_logged(argv, log, cwd=cwd, env={**self.env, **(env or {})})
         child = Child(name, list(argv), log, proc)
         self._children[name] = child
         self._groups.add(proc.pid)
