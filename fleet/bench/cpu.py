@@ -23,15 +23,19 @@ from infra.process import cpu_seconds, proc_stat
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def peak_rss_mib(pid: int) -> float | None:
+def memory_kib(pid: int) -> dict[str, int]:
+    """The Vm* lines of /proc/<pid>/status in KiB ({"VmHWM": …, "VmRSS": …}); {} once it is gone,
+    and for a zombie, whose status has none."""
     try:
         with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
+            return {line.split(":", 1)[0]: int(line.split()[1]) for line in handle if line.startswith("Vm")}
     except OSError:
-        return None
-    return None
+        return {}
+
+
+def peak_rss_mib(pid: int) -> float | None:
+    peak = memory_kib(pid).get("VmHWM")
+    return None if peak is None else peak / 1024
 
 
 def descendants(pid: int) -> list[int]:

@@ -39,6 +39,7 @@ from typing import Any, Callable
 from confluent_kafka import Consumer, TopicPartition
 
 from connectors.kafka_clients import end_offsets
+from fleet.bench.cpu import memory_kib
 from fleet.bench.input import BenchInput, InputSpec, preload
 from fleet.bench.output import event_identity, read_topic
 from fleet.config import PlatformConfig
@@ -105,16 +106,9 @@ class _Cluster(FlinkCluster):
 
 def rss_mib(pid: int) -> dict[str, float | None]:
     """Peak (VmHWM) and current (VmRSS) resident memory of `pid`, MiB."""
-    found: dict[str, float | None] = {"peak_rss_mib": None, "rss_mib": None}
-    try:
-        with open(f"/proc/{pid}/status") as handle:
-            for line in handle:
-                key = {"VmHWM:": "peak_rss_mib", "VmRSS:": "rss_mib"}.get(line.split(maxsplit=1)[0] if line.strip() else "")
-                if key:
-                    found[key] = round(int(line.split()[1]) / 1024, 1)
-    except OSError:
-        pass
-    return found
+    kib = memory_kib(pid)
+    return {key: None if kib.get(line) is None else round(kib[line] / 1024, 1)
+            for key, line in (("peak_rss_mib", "VmHWM"), ("rss_mib", "VmRSS"))}
 
 
 def taskmanager_memory(cluster: FlinkCluster, tm_id: str) -> dict[str, float | None]:
