@@ -42,6 +42,18 @@ def isolated_overrides(run_dir: Path) -> list[str]:
     return [f"infra.run_dir={run_dir}", *(f"{key}={next(ports)}" for key in _PORT_KEYS)]
 
 
+def interrupt(proc: subprocess.Popen, timeout_s: float) -> int | None:
+    """SIGINT (what Ctrl-C sends) and wait for the exit code; a platform still up after `timeout_s`
+    is killed, its whole process group, and None returned: never one left running behind a run."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.wait(timeout_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        return None
+
+
 def read_status(path: Path) -> dict[str, Any]:
     """A `telemetry live` status file, or {} while there is none (or none that parses)."""
     try:
@@ -84,12 +96,7 @@ def run_level(vehicles: int, *, seconds: float, warmup_s: float, folder: Path, b
                     break  # never reached the window: report what there is
         finally:
             if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)  # what Ctrl-C sends
-                try:
-                    proc.wait(180)
-                except subprocess.TimeoutExpired:  # never leave a platform running behind a benchmark
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait(10)
+                interrupt(proc, 180)
     final = read_status(status_file)
     return {"vehicles": vehicles, "bridges": bridges, "exit_code": proc.returncode, "log": str(log),
             "steady_after_s": None if steady_at is None else round(steady_at, 1),

@@ -8,8 +8,6 @@ last by name), which stops it."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,8 +17,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from fleet.bench.live import interrupt, isolated_overrides, read_status
 from fleet.config import PlatformConfig, load_config
-from fleet.bench.live import isolated_overrides, read_status
 
 LIVE_VEHICLES = 300  # ~350 events/s at the seed's rates: small, so the suite's other work is not slowed
 STEADY_TIMEOUT_S = 300.0
@@ -81,13 +79,10 @@ class RunningPlatform:
     def interrupt(self, timeout_s: float = 120.0) -> int:
         """SIGINT, as Ctrl-C in its terminal; the exit code."""
         assert self.process is not None
-        self.process.send_signal(signal.SIGINT)
-        try:
-            return self.process.wait(timeout_s)
-        except subprocess.TimeoutExpired:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-            raise AssertionError(f"telemetry live did not stop within {timeout_s:.0f} s of SIGINT:\n{self.log_tail()}") from None
+        code = interrupt(self.process, timeout_s)
+        if code is None:
+            raise AssertionError(f"telemetry live did not stop within {timeout_s:.0f} s of SIGINT:\n{self.log_tail()}")
+        return code
 
     def log_tail(self, lines: int = 40) -> str:
         return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
