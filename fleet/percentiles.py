@@ -9,7 +9,7 @@ most one value apart.
 from __future__ import annotations
 
 import math
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 QUANTILES = {"p50": 0.50, "p95": 0.95, "p99": 0.99}
 KEYS = (*QUANTILES, "max")

@@ -5,7 +5,7 @@ length is known and the client never waits for the connection to close."""
 from __future__ import annotations
 
 from http.server import BaseHTTPRequestHandler
-from typing import Mapping
+from collections.abc import Mapping
 
 
 def send_body(handler: BaseHTTPRequestHandler, status: int, content_type: str, body: bytes,
