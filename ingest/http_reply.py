@@ -4,8 +4,8 @@ length is known and the client never waits for the connection to close."""
 
 from __future__ import annotations
 
-from http.server import BaseHTTPRequestHandler
 from collections.abc import Mapping
+from http.server import BaseHTTPRequestHandler
 
 
 def send_body(handler: BaseHTTPRequestHandler, status: int, content_type: str, body: bytes,
