@@ -2,20 +2,27 @@
 `python -m ingest.cli [--profile local] [--set k=v] [--mqtt host:port] …`.
 
 Runs until SIGTERM/SIGINT, then stops cleanly (flushes Kafka, acknowledges what was written) and
-prints one stats line every `--stats-every` seconds and at the end. Exit status: 0 after a clean
-stop, 1 if the broker refused the bridge (credentials, ACL), 2 for bad flags or configuration.
+logs one stats line every `--stats-every` seconds and at the end (with --log-json, the counters are
+fields of the line). Exit status (fleet/cli/exit_codes.py): OK after a clean stop, ERROR if the
+broker refused the bridge (credentials, ACL), USAGE for bad flags or configuration.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
 import threading
 from typing import Any, Sequence
 
+from fleet.cli import version
+from fleet.cli.exit_codes import ExitCode
+from fleet.config.log_setup import add_logging_arguments, configure_logging
+
 PASSWORD_ENV = "TELEMETRY_BRIDGE_PASSWORD"
+log = logging.getLogger("ingest.bridge.cli")
 
 
 def parse_host_port(text: str, default_port: int = 1883) -> tuple[str, int]:
@@ -38,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--receive-maximum", type=int, default=1_000, help="MQTT in-flight window")
     parser.add_argument("--max-in-flight", type=int, default=10_000, help="most messages held unacknowledged")
     parser.add_argument("--delivery-timeout-ms", type=int, default=120_000, help="a Kafka write failing after this is retried via MQTT")
-    parser.add_argument("--stats-every", type=float, default=10.0, metavar="SECONDS", help="print counters this often (0: only at the end)")
+    parser.add_argument("--stats-every", type=float, default=10.0, metavar="SECONDS", help="log counters this often (0: only at the end)")
     parser.add_argument("--metrics-port", type=int, default=0, metavar="PORT",
                         help="serve Prometheus /metrics and /healthz on this port (0: off; ingest/metrics.py)")
     parser.add_argument("--metrics-host", default="127.0.0.1", help="address /metrics and /healthz listen on")
@@ -68,8 +75,8 @@ def run_from_args(config: Any, args: argparse.Namespace, environ: dict[str, str]
         delivery_timeout_ms=args.delivery_timeout_ms,
     ), policy=config.schema)
     cfg = bridge.config
-    print(f"bridge {cfg.client_id}: mqtt://{cfg.mqtt_host}:{cfg.mqtt_port} {cfg.subscription} → "
-          f"{cfg.telemetry_topic} (rejects → {cfg.dlq_topic}) on {cfg.bootstrap_servers}", flush=True)
+    log.info("bridge %s: mqtt://%s:%s %s → %s (rejects → %s) on %s", cfg.client_id, cfg.mqtt_host, cfg.mqtt_port,
+             cfg.subscription, cfg.telemetry_topic, cfg.dlq_topic, cfg.bootstrap_servers)
 
     done = threading.Event()
 
@@ -80,7 +87,8 @@ def run_from_args(config: Any, args: argparse.Namespace, environ: dict[str, str]
 
     def report() -> None:
         while not done.wait(args.stats_every):
-            print(format_stats(bridge.stats()), flush=True)
+            stats = bridge.stats()
+            log.info("%s", format_stats(stats), extra={"stats": stats})
 
     if args.stats_every > 0:
         threading.Thread(target=report, name="bridge-stats", daemon=True).start()
@@ -89,26 +97,29 @@ def run_from_args(config: Any, args: argparse.Namespace, environ: dict[str, str]
         from ingest.metrics import serve_bridge_metrics
 
         metrics = serve_bridge_metrics(bridge, args.metrics_host, args.metrics_port)
-        print(f"bridge metrics: http://{args.metrics_host}:{metrics.port}/metrics, /healthz", flush=True)
+        log.info("bridge metrics: http://%s:%s/metrics, /healthz", args.metrics_host, metrics.port)
     try:
         bridge.run()
     except BridgeError as exc:
-        print(f"bridge: {exc}", file=sys.stderr)
-        return 1
+        log.error("bridge: %s", exc)
+        return ExitCode.ERROR
     finally:
         done.set()
         if metrics is not None:
             metrics.close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    print("stopped: " + format_stats(bridge.stats()), flush=True)
-    return 0
+    stats = bridge.stats()
+    log.info("stopped: %s", format_stats(stats), extra={"stats": stats})
+    return ExitCode.OK
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="telemetry-bridge", description="MQTT → Kafka bridge (replaces the IoT Core rule).")
     parser.add_argument("--profile", default="local", help="profile name (local, production) or a .toml path")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one config value")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}", help="print the version and exit")
+    add_logging_arguments(parser)
     add_arguments(parser)
     return parser
 
@@ -117,12 +128,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     from fleet.config import ConfigError, load_config
 
     args = build_parser().parse_args(argv)
+    configure_logging(args.log_level, json=args.log_json)
     try:
         config = load_config(args.profile, args.set)
     except ConfigError as exc:
         print(f"bridge: configuration error: {exc}", file=sys.stderr)
-        return 2
-    return run_from_args(config, args)
+        return ExitCode.USAGE
+    try:
+        return int(run_from_args(config, args))
+    except KeyboardInterrupt:
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":

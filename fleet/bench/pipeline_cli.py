@@ -9,6 +9,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
+from fleet.cli.exit_codes import ExitCode
 from fleet.config import PlatformConfig
 from infra.flink_cluster import PROJECT_ROOT
 
@@ -32,7 +33,7 @@ def cmd_bench_pipeline(args: argparse.Namespace, config: PlatformConfig) -> int:
         plan = replace(plan, **overrides)
     except ValueError as exc:
         print(f"bad plan: {exc}; stages: {', '.join(STAGES)}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     command = _command_line(args)
     host = machine()
     result = run_pipeline_benchmark(config, plan)
@@ -56,9 +57,9 @@ def cmd_bench_pipeline(args: argparse.Namespace, config: PlatformConfig) -> int:
         print("\nMISMATCH — these stages did not output exactly what the input says they must:", file=sys.stderr)
         for problem in problems:
             print(f"  {problem}", file=sys.stderr)
-        return 1
+        return ExitCode.CHECK_FAILED
     print("\nOK: every stage output exactly the expected records")
-    return 0
+    return ExitCode.OK
 
 
 def _render(json_path: Path, args: argparse.Namespace) -> int:
@@ -69,7 +70,7 @@ def _render(json_path: Path, args: argparse.Namespace) -> int:
     markdown = Path(args.markdown) if args.markdown else PROJECT_ROOT / "BENCHMARKS.md"
     plots = write_plots(result["outcomes"], markdown.parent / "docs" / "benchmarks", "pipeline", result["sustained"])
     print(f"markdown: {write_markdown(markdown, result, host, command, plots, json_path)}")
-    return 0
+    return ExitCode.OK
 
 
 def _command_line(args: argparse.Namespace) -> str:

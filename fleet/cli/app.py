@@ -4,11 +4,24 @@ the module that does the work, so every one of them is also a Python API."""
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
 import time
-from typing import Callable
+from dataclasses import asdict
+from typing import Any, Callable
 
+from fleet.cli import version
+from fleet.cli.exit_codes import ExitCode
 from fleet.config import ConfigError, PlatformConfig, load_config
+from fleet.config.log_setup import add_logging_arguments, configure_logging
+
+log = logging.getLogger(__name__)
+
+
+def print_json(document: Any) -> None:
+    """A command's data as one JSON document on stdout (--json)."""
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
 
 
 def _config(args: argparse.Namespace) -> PlatformConfig:
@@ -21,34 +34,49 @@ def cmd_jars_fetch(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     for jar_set in jars.fetch(tuple(args.only) if args.only else jars.PROFILES):
         print(f"{jar_set.profile:<13} {len(jar_set.jars):>3} jars  {jar_set.folder}")
-    print(f"jars ready in {time.perf_counter() - started:.1f}s")
-    return 0
+    log.info("jars ready in %.1fs", time.perf_counter() - started)
+    return ExitCode.OK
 
 
 def cmd_jars_list(args: argparse.Namespace) -> int:
     from connectors import jars
 
-    for profile in jars.PROFILES:
-        for jar in jars.installed(profile).jars:
+    installed = {profile: [str(jar) for jar in jars.installed(profile).jars] for profile in jars.PROFILES}
+    if args.json:
+        print_json(installed)
+        return ExitCode.OK
+    for profile, names in installed.items():
+        for jar in names:
             print(f"{profile}\t{jar}")
-    return 0
+    return ExitCode.OK
+
+
+def _status_document(run_dir: Any, rows: list) -> dict[str, Any]:
+    return {"run_dir": str(run_dir), "components": [{**asdict(r), "log": None if r.log is None else str(r.log)} for r in rows]}
 
 
 def cmd_infra_up(args: argparse.Namespace) -> int:
     from infra.manager import LocalInfra, format_status
 
     config = _config(args)
+    rows = LocalInfra(config.infra).up(args.components)
+    if args.json:
+        print_json(_status_document(config.infra.run_dir, rows))
+        return ExitCode.OK
     print(f"run folder: {config.infra.run_dir}")
-    print(format_status(LocalInfra(config.infra).up(args.components)))
-    return 0
+    print(format_status(rows))
+    return ExitCode.OK
 
 
 def cmd_infra_down(args: argparse.Namespace) -> int:
     from infra.manager import LocalInfra
 
     stopped = LocalInfra(_config(args).infra).down(args.components)
+    if args.json:
+        print_json({"stopped": list(stopped)})
+        return ExitCode.OK
     print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
-    return 0
+    return ExitCode.OK
 
 
 def cmd_infra_status(args: argparse.Namespace) -> int:
@@ -56,9 +84,12 @@ def cmd_infra_status(args: argparse.Namespace) -> int:
 
     config = _config(args)
     rows = LocalInfra(config.infra).status(args.components)
-    print(f"run folder: {config.infra.run_dir}")
-    print(format_status(rows))
-    return 0 if all(r.healthy for r in rows) else 3
+    if args.json:
+        print_json(_status_document(config.infra.run_dir, rows))
+    else:
+        print(f"run folder: {config.infra.run_dir}")
+        print(format_status(rows))
+    return ExitCode.OK if all(r.healthy for r in rows) else ExitCode.UNAVAILABLE
 
 
 def cmd_topics_ensure(args: argparse.Namespace) -> int:
@@ -67,7 +98,7 @@ def cmd_topics_ensure(args: argparse.Namespace) -> int:
     config = _config(args)
     reports = ensure_topics(admin_client(config.kafka.bootstrap_servers), config.kafka.topics, fix=args.fix)
     print(format_reports(reports))
-    return 4 if any(r.action == "differs" for r in reports) else 0
+    return ExitCode.CHECK_FAILED if any(r.action == "differs" for r in reports) else ExitCode.OK
 
 
 def cmd_sim_kafka(args: argparse.Namespace) -> int:
@@ -83,8 +114,8 @@ def cmd_sim_kafka(args: argparse.Namespace) -> int:
         f"in {report.seconds:.2f}s ({report.rate:,.0f} events/s)"
     )
     if report.first_error:
-        print(f"first error: {report.first_error}", file=sys.stderr)
-    return 0 if report.failed == 0 else 5
+        log.error("first error: %s", report.first_error)
+    return ExitCode.OK if report.failed == 0 else ExitCode.ERROR
 
 
 def cmd_sim_run(args: argparse.Namespace) -> int:
@@ -104,7 +135,7 @@ def cmd_run_smoke(args: argparse.Namespace) -> int:
     config = _config(args)
     totals = run(create_env(config.flink), smoke_config(config, start=args.start, stop=args.stop))
     print(format_summary(totals))
-    return 0
+    return ExitCode.OK
 
 
 def cmd_run_pipeline(args: argparse.Namespace) -> int:
@@ -112,10 +143,10 @@ def cmd_run_pipeline(args: argparse.Namespace) -> int:
     from jobs.telemetry_pipeline import build, pipeline_config
 
     config = _config(args)
-    print(f"telemetry pipeline: {config.kafka.topic('telemetry').name} from {args.start} to {args.stop or 'forever (Ctrl-C stops)'}")
+    log.info("telemetry pipeline: %s from %s to %s", config.kafka.topic("telemetry").name, args.start, args.stop or "forever (Ctrl-C stops)")
     execute_job(config, name="telemetry pipeline", make_config=pipeline_config, build=build, start=args.start, stop=args.stop,
                 restore_from=args.restore)
-    return 0
+    return ExitCode.OK
 
 
 def cmd_registry_load(args: argparse.Namespace) -> int:
@@ -132,7 +163,7 @@ def cmd_registry_load(args: argparse.Namespace) -> int:
     else:
         records = list(registry_records(Fleet(FleetSpec(vehicles=args.vehicles, seed=args.seed)).vehicle_ids, seed=args.seed))
     print(f"{topic}: {publish_registry(config.kafka.bootstrap_servers, topic, records)} vehicles")
-    return 0
+    return ExitCode.OK
 
 
 def cmd_stores_init(args: argparse.Namespace) -> int:
@@ -153,7 +184,7 @@ def cmd_stores_init(args: argparse.Namespace) -> int:
     finally:
         hot.close()
         status.close()
-    return 0
+    return ExitCode.OK
 
 
 def cmd_run_alerts(args: argparse.Namespace) -> int:
@@ -161,11 +192,11 @@ def cmd_run_alerts(args: argparse.Namespace) -> int:
     from jobs.job_main import execute_job
 
     config = _config(args)
-    print(f"anomaly detection: {config.kafka.topic('telemetry').name} → {config.kafka.topic('alerts').name}, "
-          f"SNS topic {config.alerts.sns_topic}, log {config.alerts.alert_log}")
+    log.info("anomaly detection: %s → %s, SNS topic %s, log %s", config.kafka.topic("telemetry").name,
+             config.kafka.topic("alerts").name, config.alerts.sns_topic, config.alerts.alert_log)
     execute_job(config, name="anomaly detection", make_config=anomaly_config, build=build, start=args.start, stop=args.stop,
                 restore_from=args.restore)
-    return 0
+    return ExitCode.OK
 
 
 def cmd_bench_alerts(args: argparse.Namespace) -> int:
@@ -180,7 +211,7 @@ def cmd_bench_alerts(args: argparse.Namespace) -> int:
     print(f"ingest→alert latency ms after {args.warmup:g}s warm-up: p50 {latency['p50']}  p95 {latency['p95']}  p99 {latency['p99']}  max {latency['max']}")
     print(f"during warm-up: p50 {warmup['p50']}  p99 {warmup['p99']}  max {warmup['max']}")
     print(f"written to {result['file']}")
-    return 0
+    return ExitCode.OK
 
 
 def cmd_bridge(args: argparse.Namespace) -> int:
@@ -193,7 +224,7 @@ def cmd_bench_bridge(args: argparse.Namespace) -> int:
     from fleet.bench.bridge import run_bridge_benchmark
 
     run_bridge_benchmark(_config(args), messages=args.messages, vehicles=args.vehicles)
-    return 0
+    return ExitCode.OK
 
 
 def cmd_bench_sim(args: argparse.Namespace) -> int:
@@ -205,7 +236,7 @@ def cmd_bench_sim(args: argparse.Namespace) -> int:
         vehicles=args.vehicles, seconds=args.seconds,
         out_json=config.infra.run_dir / "bench" / f"sim-cpu-{int(time.time())}.json",
     )
-    return 0
+    return ExitCode.OK
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
@@ -216,6 +247,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     policy = _config(args).schema
     source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
     counts: Counter = Counter()
+    rejections: list[dict[str, Any]] = []
     with source:
         for number, line in enumerate(source, 1):
             if not line.strip():
@@ -223,11 +255,16 @@ def cmd_validate(args: argparse.Namespace) -> int:
             result = parse(line, policy)
             if isinstance(result, Rejection):
                 counts[result.reason] += 1
-                print(f"line {number}: {result.reason} {result.field or ''}: {result.detail}")
+                rejections.append({"line": number, "reason": result.reason, "field": result.field, "detail": result.detail})
+                if not args.json:
+                    print(f"line {number}: {result.reason} {result.field or ''}: {result.detail}")
             else:
                 counts["valid"] += 1
-    print("summary: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
-    return 0 if set(counts) <= {"valid"} else 6
+    if args.json:
+        print_json({"counts": dict(sorted(counts.items())), "rejections": rejections})
+    else:
+        print("summary: " + ", ".join(f"{k}={v}" for k, v in sorted(counts.items())))
+    return ExitCode.OK if set(counts) <= {"valid"} else ExitCode.CHECK_FAILED
 
 
 def cmd_prometheus(args: argparse.Namespace) -> int:
@@ -252,7 +289,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="telemetry", description="Fleet telemetry platform on Apache Flink.")
     parser.add_argument("--profile", default="local", help="profile name (local, production) or a .toml path")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one config value")
-    commands = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}", help="print the version and exit")
+    add_logging_arguments(parser)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(parent: argparse._SubParsersAction, name: str, func: Callable, help_text: str) -> argparse.ArgumentParser:
         sub = parent.add_parser(name, help=help_text, description=help_text)
@@ -261,8 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     jars_cmd = commands.add_parser("jars", help="JVM jars from connectors/jvm/pom.xml").add_subparsers(dest="action", required=True)
     fetch = add(jars_cmd, "fetch", cmd_jars_fetch, "fetch the jars with Maven once; later calls download nothing")
-    fetch.add_argument("--only", action="append", choices=["flink", "kafka-broker"])
-    add(jars_cmd, "list", cmd_jars_list, "list the fetched jars")
+    fetch.add_argument("--only", action="append", choices=["flink", "kafka-broker"], help="only this jar set (repeatable; default: all)")
+    jars_list = add(jars_cmd, "list", cmd_jars_list, "list the fetched jars")
+    jars_list.add_argument("--json", action="store_true", help="print {jar set: [jar, ...]} as JSON instead of lines")
 
     infra_cmd = commands.add_parser("infra", help="local servers: Kafka (KRaft), Mosquitto, moto").add_subparsers(dest="action", required=True)
     for name, func, text in (
@@ -272,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub = add(infra_cmd, name, func, text)
         sub.add_argument("components", nargs="*", metavar="COMPONENT", help="kafka, mosquitto, moto (default: all)")
+        sub.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
 
     topics_cmd = commands.add_parser("topics", help="Kafka topics as code").add_subparsers(dest="action", required=True)
     ensure = add(topics_cmd, "ensure", cmd_topics_ensure, "create missing topics and report differences from the profile")
@@ -279,9 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim_cmd = commands.add_parser("sim", help="the fleet simulator").add_subparsers(dest="action", required=True)
     sim_kafka = add(sim_cmd, "kafka", cmd_sim_kafka, "produce simulated telemetry straight to Kafka")
-    sim_kafka.add_argument("--vehicles", type=int, default=500)
-    sim_kafka.add_argument("--events", type=int, default=5_000)
-    sim_kafka.add_argument("--seed", type=int, default=42)
+    sim_kafka.add_argument("--vehicles", type=int, default=500, help="simulated vehicles (default: 500)")
+    sim_kafka.add_argument("--events", type=int, default=5_000, help="events to send (default: 5000)")
+    sim_kafka.add_argument("--seed", type=int, default=42, help="simulator seed (default: 42)")
     sim_kafka.add_argument("--rate", type=float, default=None, help="events/s, open loop (default: as fast as possible)")
 
     sim_run = add(sim_cmd, "run", cmd_sim_run, "the fleet at the seed's rates (5 Hz trip, 1 Hz, 0.1 Hz parked) with fault knobs, to Kafka or MQTT")
@@ -302,9 +343,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench_cmd = commands.add_parser("bench", help="benchmarks: print figures, write JSON").add_subparsers(dest="action", required=True)
     bench_alerts = add(bench_cmd, "alerts", cmd_bench_alerts, "ingest→alert latency of the anomaly job at a given event rate")
-    bench_alerts.add_argument("--rate", type=float, default=2_000)
-    bench_alerts.add_argument("--seconds", type=float, default=20)
-    bench_alerts.add_argument("--vehicles", type=int, default=2_000)
+    bench_alerts.add_argument("--rate", type=float, default=2_000, help="events/s sent (default: 2000)")
+    bench_alerts.add_argument("--seconds", type=float, default=20, help="how long to send (default: 20)")
+    bench_alerts.add_argument("--vehicles", type=int, default=2_000, help="simulated vehicles (default: 2000)")
     bench_alerts.add_argument("--warmup", type=float, default=5.0, help="seconds at the start reported apart")
     bench_alerts.add_argument("--alert-share", type=float, default=0.01, help="share of vehicles that flip between flat and charging")
     from fleet.bench.storm import add_parser as add_bench_storm_parser
@@ -312,11 +353,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_storm_parser(bench_cmd, add, _config)
 
     bench_bridge = add(bench_cmd, "bridge", cmd_bench_bridge, "MQTT→Kafka bridge throughput (msgs/s, msgs per CPU-second)")
-    bench_bridge.add_argument("--messages", type=int, default=100_000)
-    bench_bridge.add_argument("--vehicles", type=int, default=5_000)
+    bench_bridge.add_argument("--messages", type=int, default=100_000, help="MQTT messages to publish (default: 100000)")
+    bench_bridge.add_argument("--vehicles", type=int, default=5_000, help="simulated vehicles (default: 5000)")
     bench_sim = add(bench_cmd, "sim", cmd_bench_sim, "simulator CPU per 1K vehicles producing at 1 Hz into Kafka")
-    bench_sim.add_argument("--vehicles", type=int, default=50_000)
-    bench_sim.add_argument("--seconds", type=float, default=30)
+    bench_sim.add_argument("--vehicles", type=int, default=50_000, help="simulated vehicles (default: 50000)")
+    bench_sim.add_argument("--seconds", type=float, default=30, help="how long to measure (default: 30)")
     from fleet.bench.pipeline_cli import add_parser as add_bench_pipeline_parser
 
     add_bench_pipeline_parser(bench_cmd, add, _config)
@@ -340,8 +381,8 @@ def build_parser() -> argparse.ArgumentParser:
     registry_cmd = commands.add_parser("registry", help="the vehicle registry (vehicle_id → vehicle_type)").add_subparsers(dest="action", required=True)
     load = add(registry_cmd, "load", cmd_registry_load, "publish registry records to the compacted vehicle-registry topic")
     load.add_argument("--file", help="JSON lines of {vehicle_id, vehicle_type}; default: the simulated fleet's registry")
-    load.add_argument("--vehicles", type=int, default=500)
-    load.add_argument("--seed", type=int, default=42)
+    load.add_argument("--vehicles", type=int, default=500, help="simulated fleet size without --file (default: 500)")
+    load.add_argument("--seed", type=int, default=42, help="simulator seed without --file (default: 42)")
 
     from fleet.cli.backfill import add_parser as add_backfill_parser
     from fleet.cli.faults import add_parsers as add_faults_parsers
@@ -361,41 +402,44 @@ def build_parser() -> argparse.ArgumentParser:
     add_live_parser(commands)
 
     prometheus = add(commands, "prometheus", cmd_prometheus, "Debian's Prometheus scraping the live platform's processes (docs/metrics.md)")
-    prometheus.add_argument("action", choices=("up", "down", "status", "config"))
-    prometheus.add_argument("--port", type=int, default=9090)
+    prometheus.add_argument("action", choices=("up", "down", "status", "config"), help="start, stop, show it, or print its config")
+    prometheus.add_argument("--port", type=int, default=9090, help="its web port (default: 9090)")
 
     stores_cmd = commands.add_parser("stores", help="the hot store and vehicle status backends").add_subparsers(dest="action", required=True)
     add(stores_cmd, "init", cmd_stores_init, "create the Timestream database/table and DynamoDB table if the profile uses them")
 
     validate = add(commands, "validate", cmd_validate, "validate JSON-lines payloads against the telemetry schema")
     validate.add_argument("file", nargs="?", default="-", help="a file of one payload per line, or - for stdin")
+    validate.add_argument("--json", action="store_true", help="print {counts, rejections} as one JSON document")
 
     demo = add(commands, "demo", cmd_demo, "infra up, simulate a fleet into Kafka, run the telemetry pipeline, show what each sink got")
-    demo.add_argument("--vehicles", type=int, default=500)
-    demo.add_argument("--events", type=int, default=5_000)
+    demo.add_argument("--vehicles", type=int, default=500, help="simulated vehicles (default: 500)")
+    demo.add_argument("--events", type=int, default=5_000, help="events to send (default: 5000)")
     demo.add_argument("--defects", type=int, default=25, help="how many of the events to corrupt (shows the DLQ path)")
     demo.add_argument("--resends", type=int, default=250, help="how many events to send twice (shows dedup)")
-    demo.add_argument("--seed", type=int, default=42)
+    demo.add_argument("--seed", type=int, default=42, help="simulator seed (default: 42)")
     demo.add_argument("--stop-after", action="store_true", help="stop the local servers when done")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse, set up logging once, run the command; the exit codes are fleet/cli/exit_codes.py's."""
     args = build_parser().parse_args(argv)
+    configure_logging(args.log_level, json=args.log_json)
     try:
-        return args.func(args)
+        return int(args.func(args))
     except ConfigError as exc:
         print(f"telemetry: configuration error: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     except KeyboardInterrupt:
-        return 130
+        return ExitCode.INTERRUPTED
     except Exception as exc:
         from connectors.jars import JarsError
         from infra.process import InfraError
 
         if isinstance(exc, (InfraError, JarsError)):
             print(f"telemetry: {exc}", file=sys.stderr)
-            return 1
+            return ExitCode.ERROR
         raise
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from fleet.cli.exit_codes import ExitCode
+
 
 def cmd_backfill(args: argparse.Namespace) -> int:
     from fleet.config import load_config
@@ -15,7 +17,7 @@ def cmd_backfill(args: argparse.Namespace) -> int:
         return run_backfill(load_config(args.profile, args.set), request_from_args(args))
     except BackfillError as exc:
         print(f"telemetry backfill: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:

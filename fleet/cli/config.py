@@ -11,6 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
+from fleet.cli.exit_codes import ExitCode
+
 
 def cmd_reference(args: argparse.Namespace) -> int:
     from fleet.config.reference import generate
@@ -21,7 +23,7 @@ def cmd_reference(args: argparse.Namespace) -> int:
         print(f"wrote {args.output}")
     else:
         sys.stdout.write(text)
-    return 0
+    return ExitCode.OK
 
 
 def cmd_show(args: argparse.Namespace) -> int:
@@ -29,7 +31,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     document = plain(load_config(args.profile, args.set))
     sys.stdout.write(json.dumps(document, indent=2) + "\n" if args.json else to_toml(document))
-    return 0
+    return ExitCode.OK
 
 
 def plain(value: Any) -> Any:

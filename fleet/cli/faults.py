@@ -4,10 +4,16 @@ standalone Flink cluster it runs on, also usable for `flink run` by hand)."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import fields
+import json
+import logging
+import sys
+from dataclasses import asdict, fields
 from typing import Callable
 
+from fleet.cli.exit_codes import ExitCode
 from fleet.config import PlatformConfig
+
+log = logging.getLogger(__name__)
 
 
 def cmd_faults_run(args: argparse.Namespace, config: PlatformConfig) -> int:
@@ -16,23 +22,26 @@ def cmd_faults_run(args: argparse.Namespace, config: PlatformConfig) -> int:
     faults = [*FAULTS, *OPERATIONS] if args.faults == ["all"] else args.faults
     unknown = [f for f in faults if f not in FAULTS and f not in OPERATIONS and f != BASELINE]
     if unknown:
-        print(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join([*FAULTS, *OPERATIONS, BASELINE])}, all")
-        return 2
+        print(f"unknown fault(s) {', '.join(unknown)}; known: {', '.join([*FAULTS, *OPERATIONS, BASELINE])}, all", file=sys.stderr)
+        return ExitCode.USAGE
     overrides = {f.name: getattr(args, f.name) for f in fields(HarnessPlan) if getattr(args, f.name, None) is not None}
     try:
         plan = HarnessPlan(**overrides)
     except ValueError as exc:
-        print(f"bad plan: {exc}")
-        return 2
-    results = run_harness(config, faults, plan)
-    print("\n" + format_table(results))
+        print(f"bad plan: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    results = run_harness(config, faults, plan, out=log.info)  # progress is diagnostics: stderr, stdout stays the result
     report = write_report(results, plan, config.infra.run_dir / "bench")
+    exact = all(r.exact for r in results)
+    if args.json:
+        sys.stdout.write(json.dumps({"report": str(report), "exact": exact, **json.loads(report.read_text())}, indent=2) + "\n")
+        return ExitCode.OK if exact else ExitCode.CHECK_FAILED
+    print("\n" + format_table(results))
     print(f"\nreport: {report}")
     if args.markdown:
         print("\n" + markdown_table(results))
-    exact = all(r.exact for r in results)
     print("\nOK: nothing lost, nothing duplicated, every alert raised" if exact else "\nMISMATCH: see the rows above")
-    return 0 if exact else 1
+    return ExitCode.OK if exact else ExitCode.CHECK_FAILED
 
 
 def cmd_cluster(args: argparse.Namespace, config: PlatformConfig) -> int:
@@ -43,15 +52,24 @@ def cmd_cluster(args: argparse.Namespace, config: PlatformConfig) -> int:
     if args.action == "up":
         cluster.up(taskmanagers=args.taskmanagers)
     elif args.action == "down":
-        print("stopped" if cluster.down() else "nothing was running")
-        return 0
-    print(format_status([cluster.status()]))
+        stopped = cluster.down()
+        if args.json:
+            sys.stdout.write(json.dumps({"stopped": bool(stopped)}) + "\n")
+        else:
+            print("stopped" if stopped else "nothing was running")
+        return ExitCode.OK
+    status = cluster.status()
+    if args.json:
+        document = {**asdict(status), "log": None if status.log is None else str(status.log)}
+        sys.stdout.write(json.dumps(document, indent=2) + "\n")
+        return ExitCode.OK if status.healthy else ExitCode.UNAVAILABLE
+    print(format_status([status]))
     if args.action == "up":
         env = cluster.environment()
         print(f"\nsubmit a job:\n  FLINK_CONF_DIR={env['FLINK_CONF_DIR']} PYTHONPATH={env['PYTHONPATH']} \\\n"
               f"  {env['FLINK_HOME']}/bin/flink run -py jobs/telemetry_pipeline.py -pyexec .venv/bin/python -pyclientexec .venv/bin/python")
         print(f"web UI / REST: {cluster.rest_url}")
-    return 0 if cluster.status().healthy else 3
+    return ExitCode.OK if status.healthy else ExitCode.UNAVAILABLE
 
 
 def add_parsers(commands: argparse._SubParsersAction, add: Callable[..., argparse.ArgumentParser], config_of: Callable) -> None:
@@ -75,9 +93,11 @@ def add_parsers(commands: argparse._SubParsersAction, add: Callable[..., argpars
         kind = type(getattr(defaults, name))
         run.add_argument(f"--{name.replace('_', '-')}", dest=name, type=kind, default=None, help=f"{help_text} (default {getattr(defaults, name)})")
     run.add_argument("--markdown", action="store_true", help="also print the table as Markdown (for docs)")
+    run.add_argument("--json", action="store_true", help="print the report (plan, results, exact) as one JSON document")
 
     cluster_cmd = commands.add_parser("cluster", help="a local Flink standalone cluster from PyFlink's bin/").add_subparsers(dest="action", required=True)
     for action, text in (("up", "start a JobManager and TaskManagers"), ("down", "stop them (by pid)"), ("status", "JobManager, TaskManagers, slots")):
         sub = add(cluster_cmd, action, lambda a: cmd_cluster(a, config_of(a)), text)
+        sub.add_argument("--json", action="store_true", help="print the JobManager's status as one JSON document")
         if action == "up":
-            sub.add_argument("--taskmanagers", type=int, default=1)
+            sub.add_argument("--taskmanagers", type=int, default=1, help="TaskManagers to start (default: 1)")

@@ -4,13 +4,23 @@ erasure, the audit log, and what the tables hold. The work is in lake/; these ar
 from __future__ import annotations
 
 import argparse
+import json
+import logging
 import sys
 import time
 from contextlib import closing, contextmanager
+from dataclasses import asdict
 from datetime import datetime, timezone
-from typing import Callable
+from typing import Any, Callable
 
+from fleet.cli.exit_codes import ExitCode
 from fleet.config import ConfigError, PlatformConfig
+
+log = logging.getLogger(__name__)
+
+
+def _print_json(document: Any) -> None:
+    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
 
 
 def _bar(total: int | None, desc: str):
@@ -51,23 +61,26 @@ def cmd_silver(args: argparse.Namespace, config: PlatformConfig) -> int:
             results = [silver.rebuild(paths, _time_ms(args.hour, "--hour"), complete_from_ms=complete_from_ms)]
         except ValueError as exc:
             print(f"telemetry lake silver: {exc}", file=sys.stderr)
-            return 2
+            return ExitCode.USAGE
     else:
         pending = silver.pending_hours(paths)
         hours, new, _, _ = pending
         with _bar(len(hours), "silver") as bar:
             results = silver.update(paths, complete_from_ms=complete_from_ms, pending=pending, progress=lambda _: bar.update())
         for broken in [f for f in new if f.unreadable]:
-            print(f"silver: skipped {broken.path} ({broken.unreadable}); it is read again next run", file=sys.stderr)
+            log.warning("silver: skipped %s (%s); it is read again next run", broken.path, broken.unreadable)
         unplaced = [f for f in new if f.unplaced]
         if unplaced:
-            print(f"silver: {sum(f.rows for f in unplaced):,} Bronze rows in {len(unplaced)} files have no event time, "
-                  f"so no hour: {', '.join(f.path for f in unplaced[:5])}", file=sys.stderr)
+            log.warning("silver: %s Bronze rows in %d files have no event time, so no hour: %s",
+                        f"{sum(f.rows for f in unplaced):,}", len(unplaced), ", ".join(f.path for f in unplaced[:5]))
+    if args.json:
+        _print_json({"silver": paths.silver, "hours": [{"hour": silver.hour_label(r.hour_ms), **asdict(r)} for r in results]})
+        return ExitCode.OK
     for r in results:
         print(f"{silver.hour_label(r.hour_ms)}  bronze {r.bronze_rows:>9,}  silver {r.silver_rows:>9,}  "
               f"duplicates {r.duplicates:>7,}  rejected {r.rejected:>6,}")
     print(f"silver: {len(results)} hour(s) built into {paths.silver}" if results else "silver: no new Bronze files; nothing to build")
-    return 0
+    return ExitCode.OK
 
 
 def _newest_file_per_date(table_uri: str) -> dict[str, int]:
@@ -106,14 +119,20 @@ def cmd_gold(args: argparse.Namespace, config: PlatformConfig) -> int:
     if missing:
         print(f"gold: Silver holds no rows of {', '.join(missing)} (it has {len(available)} dates"
               + (f", {available[0]} .. {available[-1]})" if available else ")"), file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
+    built = []
     with _bar(len(dates), "gold") as bar:
         for date in dates:
             result = gold.build_day(tables.silver, tables.gold, date)
             bar.update()
-            print(f"{date}  silver rows {result.silver_rows:>10,}  gold rows {result.gold_rows:>8,}")
+            built.append({"date": date, "silver_rows": result.silver_rows, "gold_rows": result.gold_rows})
+            if not args.json:
+                print(f"{date}  silver rows {result.silver_rows:>10,}  gold rows {result.gold_rows:>8,}")
+    if args.json:
+        _print_json({"gold": tables.gold, "dates": built})
+        return ExitCode.OK
     print(f"gold: {len(dates)} date(s) into {tables.gold}" if dates else "gold: every date is up to date with Silver; nothing to build")
-    return 0
+    return ExitCode.OK
 
 
 def cmd_compact(args: argparse.Namespace, config: PlatformConfig) -> int:
@@ -123,12 +142,15 @@ def cmd_compact(args: argparse.Namespace, config: PlatformConfig) -> int:
     with _bar(None, "compact") as bar:
         merges = compact.compact(bronze, target_bytes=args.target_mb * 1024 * 1024, older_than_s=args.older_than_min * 60,
                                  dry_run=args.dry_run, progress=lambda _: bar.update())
+    if args.json:
+        _print_json({"bronze": bronze, "dry_run": args.dry_run, "merges": [asdict(m) for m in merges]})
+        return ExitCode.OK
     for m in merges:
         print(f"{m.folder.removeprefix(bronze.split('://', 1)[-1]).lstrip('/') or '.'}  {m.prefix}: {len(m.inputs)} files, "
               f"{m.rows:,} rows, {m.bytes_in / 1e6:.1f} MB" + ("" if args.dry_run else f" → {m.output} {m.bytes_out / 1e6:.1f} MB"))
     verb = "would merge" if args.dry_run else "merged"
     print(f"compact: {verb} {sum(len(m.inputs) for m in merges)} files into {len(merges)}" if merges else "compact: nothing to merge")
-    return 0
+    return ExitCode.OK
 
 
 @contextmanager
@@ -158,12 +180,16 @@ def cmd_retention(args: argparse.Namespace, config: PlatformConfig) -> int:
     with _stores(config, not args.lake_only) as (hot_store, _), _bar(5, "retention") as bar:
         removals = retention.apply(_tables(config), policy, now_ms=now_ms, hot_store=hot_store, dry_run=args.dry_run,
                                    progress=lambda _: bar.update())
+    if args.json:
+        _print_json({"policy": asdict(policy), "hot_store_hours": config.stores.retention_hours, "dry_run": args.dry_run,
+                     "removals": [asdict(r) for r in removals]})
+        return ExitCode.OK
     print(f"retention: Bronze {policy.bronze_days} days, Silver {policy.silver_days}, Gold {policy.gold_days}, "
           f"hot store {config.stores.retention_hours} h" + (" (dry run)" if args.dry_run else ""))
     _print_removals(removals, dry_run=args.dry_run)
     if not removals:
         print("  nothing is expired")
-    return 0
+    return ExitCode.OK
 
 
 def cmd_erase(args: argparse.Namespace, config: PlatformConfig) -> int:
@@ -178,14 +204,18 @@ def cmd_erase(args: argparse.Namespace, config: PlatformConfig) -> int:
         )
     except ValueError as exc:
         print(f"telemetry lake erase: {exc}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     with _stores(config, not args.lake_only) as (hot_store, status), _bar(4, "erase") as bar:
         report = erasure.erase(subject, _tables(config), hot_store=hot_store, status_store=status,
                                dry_run=args.dry_run, progress=lambda _: bar.update())
+    if args.json:
+        _print_json({"subject": subject.describe(), "dry_run": args.dry_run, "run_id": report.run_id,
+                     "removals": [asdict(r) for r in report.removals], "kafka_retention": _kafka_windows(config)})
+        return ExitCode.OK
     print(f"erase {subject.describe()}" + (" (dry run: nothing changed)" if args.dry_run else f" — audit run {report.run_id}"))
     _print_removals(report.removals, dry_run=args.dry_run)
     print(f"  Kafka topics are not rewritten: their records age out with [topics.*] retention_ms ({_kafka_windows(config)})")
-    return 0
+    return ExitCode.OK
 
 
 def _kafka_windows(config: PlatformConfig) -> str:
@@ -203,6 +233,9 @@ def cmd_audit(args: argparse.Namespace, config: PlatformConfig) -> int:
     from lake import audit
 
     rows = audit.read(_tables(config).audit)[-args.last:]
+    if args.json:
+        _print_json({"rows": rows})
+        return ExitCode.OK
     for row in rows:
         at = datetime.fromtimestamp(row["at_ms"] / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
         rows_text = "?" if row["rows"] is None else f"{row['rows']:,}"
@@ -210,7 +243,7 @@ def cmd_audit(args: argparse.Namespace, config: PlatformConfig) -> int:
               f"{row['subject']}  {row['note']}")
     if not rows:
         print("audit log is empty")
-    return 0
+    return ExitCode.OK
 
 
 def cmd_tables(args: argparse.Namespace, config: PlatformConfig) -> int:
@@ -221,18 +254,28 @@ def cmd_tables(args: argparse.Namespace, config: PlatformConfig) -> int:
 
     tables = _tables(config)
     _, files = list_bronze(tables.bronze)
-    print(f"{'bronze':<16} {sum(f.rows for f in files):>12,} rows  {len(files):>6} files  {tables.bronze}")
+    found: list[dict[str, Any]] = [
+        {"table": "bronze", "rows": sum(f.rows for f in files), "files": len(files), "uri": tables.bronze, "version": None}]
     for name in ("silver", "silver_rejected", "gold", "ledger", "audit"):
         uri = getattr(tables, name)
         try:
             table = DeltaTable(uri)
         except TableNotFoundError:
-            print(f"{name:<16} {'-':>12}       {'-':>6}        {uri} (not created yet)")
+            found.append({"table": name, "rows": None, "files": None, "uri": uri, "version": None})
             continue
         adds = table.get_add_actions(flatten=True)
         rows = sum(adds.column("num_records").to_pylist()) if adds.num_rows else 0
-        print(f"{name:<16} {rows:>12,} rows  {adds.num_rows:>6} files  {uri} (version {table.version()})")
-    return 0
+        found.append({"table": name, "rows": rows, "files": adds.num_rows, "uri": uri, "version": table.version()})
+    if args.json:
+        _print_json({"tables": found})
+        return ExitCode.OK
+    for t in found:
+        if t["rows"] is None:  # a Delta table not created yet
+            print(f"{t['table']:<16} {'-':>12}       {'-':>6}        {t['uri']} (not created yet)")
+        else:
+            version = "" if t["table"] == "bronze" else f" (version {t['version']})"
+            print(f"{t['table']:<16} {t['rows']:>12,} rows  {t['files']:>6} files  {t['uri']}{version}")
+    return ExitCode.OK
 
 
 def cmd_spark_check(args: argparse.Namespace, config: PlatformConfig) -> int:
@@ -251,7 +294,7 @@ def cmd_spark_check(args: argparse.Namespace, config: PlatformConfig) -> int:
     remote = [uri for uri in wanted.values() if "://" in uri and not uri.startswith("file://")]
     if remote:
         print(f"lake spark-check: local tables only (the Spark venv has no S3 filesystem): {', '.join(remote)}", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     present = {}
     for name, uri in wanted.items():
         try:
@@ -260,13 +303,13 @@ def cmd_spark_check(args: argparse.Namespace, config: PlatformConfig) -> int:
             print(f"  {name:<16} not built yet ({uri})")
     if not present:
         print("lake spark-check: no Delta table to read yet (run telemetry lake silver / gold)", file=sys.stderr)
-        return 2
+        return ExitCode.USAGE
     out_dir = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="spark-check-"))
     try:
         got = read_with_spark({name: wanted[name] for name in present}, out_dir, out=lambda line: print(f"  {line}"))
     except SparkCheckError as exc:
         print(f"lake spark-check: {exc}", file=sys.stderr)
-        return 1
+        return ExitCode.ERROR
     report, failed = spark_report(out_dir), 0
     for name, table in present.items():
         seen, rows = report["tables"][name], table.count()
@@ -276,15 +319,18 @@ def cmd_spark_check(args: argparse.Namespace, config: PlatformConfig) -> int:
               f"delta-rs v{table.version()} {rows:,} rows, protocol {seen['min_reader_version']}/{seen['min_writer_version']}")
     print(f"lake spark-check: Spark {report['spark_version']} + Delta {report['delta_spark_version']} on Java "
           f"{report['java_version']}, {report['total_s']} s; rows as Parquet in {out_dir}")
-    return 0 if failed == 0 else 8
+    return ExitCode.OK if failed == 0 else ExitCode.CHECK_FAILED
 
 
 def add_parser(commands: argparse._SubParsersAction, add: Callable[..., argparse.ArgumentParser], config_of: Callable) -> None:
     lake_cmd = commands.add_parser("lake", help="the batch lakehouse: Silver, Gold, retention, GDPR erasure (docs/lakehouse.md)")
     actions = lake_cmd.add_subparsers(dest="action", required=True)
 
-    def sub(name: str, func, text: str) -> argparse.ArgumentParser:
-        return add(actions, name, lambda a: func(a, config_of(a)), text)
+    def sub(name: str, func: Callable, text: str, json_help: str | None = "print one JSON document instead of lines") -> argparse.ArgumentParser:
+        command = add(actions, name, lambda a: func(a, config_of(a)), text)
+        if json_help:
+            command.add_argument("--json", action="store_true", help=json_help)
+        return command
 
     silver = sub("silver", cmd_silver, "build Silver for every event hour a Bronze file not read yet holds (late files re-open their hour)")
     silver.add_argument("--hour", help="rebuild this one hour (ISO-8601, UTC) from everything Bronze holds for it")
@@ -310,5 +356,6 @@ def add_parser(commands: argparse._SubParsersAction, add: Callable[..., argparse
     audit = sub("audit", cmd_audit, "the audit log: every retention removal and erasure, per layer")
     audit.add_argument("--last", type=int, default=50, help="show the newest N rows")
     sub("tables", cmd_tables, "each table's rows, files and location")
-    spark = sub("spark-check", cmd_spark_check, "Apache Spark + Delta Lake (own venv, made once) reads Silver and Gold: same version and rows")
+    spark = sub("spark-check", cmd_spark_check, "Apache Spark + Delta Lake (own venv, made once) reads Silver and Gold: same version and rows",
+                json_help=None)
     spark.add_argument("--out", help="where Spark writes the rows it read (default: a temporary folder)")

@@ -11,6 +11,7 @@ import signal
 import threading
 from typing import Callable
 
+from fleet.cli.exit_codes import ExitCode
 from fleet.config import PlatformConfig
 
 
@@ -36,7 +37,7 @@ def cmd_map(args: argparse.Namespace, config: PlatformConfig) -> int:
         server.stop()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    return 130 if stopped and stopped[0] == signal.SIGINT else 0  # 130: the shell's code for Ctrl-C
+    return ExitCode.INTERRUPTED if stopped and stopped[0] == signal.SIGINT else ExitCode.OK
 
 
 def add_parser(commands: argparse._SubParsersAction, add: Callable[..., argparse.ArgumentParser], config_of: Callable) -> None:

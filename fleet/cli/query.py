@@ -4,8 +4,9 @@ document for scripts. The data comes from fleet/queries.py; this module parses a
 They work with every server stopped except `query dlq`: the hot store, the status table and the
 alert log are files locally (after Ctrl-C of `telemetry live` they stay), the DLQ is a Kafka topic.
 
-Exit codes: 0 an answer (an empty one too), 1 an unknown vehicle, 2 a query the profile's
-backend cannot answer or a bad argument, 3 Kafka not reachable or the topic missing.
+Exit codes (fleet/cli/exit_codes.py): OK an answer (an empty one too), ERROR an unknown vehicle,
+USAGE a query the profile's backend cannot answer or a bad argument, UNAVAILABLE Kafka not
+reachable or the topic missing.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any, Callable
 
 import orjson
 
+from fleet.cli.exit_codes import ExitCode
 from udfs.alert_rules import BACK_ONLINE, GEOFENCE_EXIT, GEOFENCE_RETURN, LOW_BATTERY, OFFLINE
 from udfs.alert_storm import STORM_SUMMARY
 from udfs.platform_alerts import INPUT_RESTORED, INPUT_STALLED
@@ -28,9 +30,9 @@ ALERT_KINDS = (LOW_BATTERY, GEOFENCE_EXIT, GEOFENCE_RETURN, OFFLINE, BACK_ONLINE
 # Shorthands a reader asks for: "geofence" is both directions of a geofence episode.
 KIND_GROUPS = {"geofence": (GEOFENCE_EXIT, GEOFENCE_RETURN)}
 
-EXIT_UNKNOWN_VEHICLE = 1
-EXIT_NOT_SUPPORTED = 2
-EXIT_KAFKA = 3
+EXIT_UNKNOWN_VEHICLE = ExitCode.ERROR
+EXIT_NOT_SUPPORTED = ExitCode.USAGE
+EXIT_KAFKA = ExitCode.UNAVAILABLE
 
 _UNITS_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -106,11 +108,11 @@ def cmd_trace(args: argparse.Namespace) -> int:
             "vehicle_id": args.vehicle, "since": args.since.iso, "limit": args.limit,
             "points": [{"time": format_timestamp_ms(p.time_ms), **asdict(p)} for p in points],
         })
-        return 0
+        return ExitCode.OK
     rows = [(format_timestamp_ms(p.time_ms), f"{p.latitude:.6f}", f"{p.longitude:.6f}", _speed(p.speed_kmh)) for p in points]
     print(format_table(("time", "latitude", "longitude", "speed_kmh"), rows, right=("latitude", "longitude", "speed_kmh")))
     print(f"({len(points)} points of vehicle {args.vehicle} since {args.since.iso}, newest first)")
-    return 0
+    return ExitCode.OK
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -127,12 +129,12 @@ def cmd_status(args: argparse.Namespace) -> int:
     fields = asdict(status)
     if args.json:
         _print_json({**fields, "last_seen": format_timestamp_ms(status.last_seen_ms)})
-        return 0
+        return ExitCode.OK
     age_s = max(0.0, time.time() - status.last_seen_ms / 1000)
     for key, value in fields.items():
         shown = f"{format_timestamp_ms(value)} ({_age(age_s)} ago)" if key == "last_seen_ms" else value
         print(f"{key:<16} {'' if shown is None else shown}")
-    return 0
+    return ExitCode.OK
 
 
 def _age(seconds: float) -> str:
@@ -164,7 +166,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
             "alert_log": config.alerts.alert_log, "since": args.since.iso, "kinds": list(kinds), "vehicle_id": args.vehicle,
             "matched": selection.matched, "unreadable_lines": selection.unreadable_lines, "alerts": selection.alerts,
         })
-        return 0
+        return ExitCode.OK
     rows = [
         (format_timestamp_ms(alert_time_ms(a)), a.get("kind"), a.get("severity"), a.get("vehicle_id"), a.get("zone_id"),
          {True: "yes", False: "no"}.get(a.get("paged")), a.get("subject"))
@@ -174,7 +176,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     note = f"; {selection.unreadable_lines} unreadable lines skipped" if selection.unreadable_lines else ""
     print(f"({len(selection.alerts)} of {selection.matched} alerts raised since {args.since.iso}, newest first; "
           f"log {config.alerts.alert_log}{note})")
-    return 0
+    return ExitCode.OK
 
 
 def cmd_zones(args: argparse.Namespace) -> int:
@@ -194,11 +196,11 @@ def cmd_zones(args: argparse.Namespace) -> int:
             "since": args.since.iso, "zones_total": tally.zone_total, "events_total": tally.event_total,
             "zones": [{**asdict(z), "first": format_timestamp_ms(z.first_ms), "last": format_timestamp_ms(z.last_ms)} for z in tally.zones],
         })
-        return 0
+        return ExitCode.OK
     rows = [(z.zone_id, z.events, z.vehicles, format_timestamp_ms(z.first_ms), format_timestamp_ms(z.last_ms)) for z in tally.zones]
     print(format_table(("zone_id", "events", "vehicles", "first", "last"), rows, right=("events", "vehicles")))
     print(f"({len(tally.zones)} of {tally.zone_total} zones, {tally.event_total:,} events since {args.since.iso}, most events first)")
-    return 0
+    return ExitCode.OK
 
 
 def cmd_dlq(args: argparse.Namespace) -> int:
@@ -222,7 +224,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
             "complete": read.complete, "counts": [asdict(c) for c in tally.counts],
             "partitions": {str(p): {"from": read.start[p], "to": read.end[p]} for p in sorted(read.end)},
         })
-        return 0
+        return ExitCode.OK
     rows = [(c.stage, c.reason, c.records, c.first_rejected_at, c.last_rejected_at) for c in tally.counts]
     print(format_table(("stage", "reason", "records", "first_rejected_at", "last_rejected_at"), rows, right=("records",)))
     notes = [f"{tally.records} records on {topic} since {args.since.iso}"]
@@ -231,7 +233,7 @@ def cmd_dlq(args: argparse.Namespace) -> int:
     if not read.complete:
         notes.append("stopped short of the end offsets taken at the start (an open transaction holds the rest back)")
     print("(" + "; ".join(notes) + ")")
-    return 0
+    return ExitCode.OK
 
 
 # --- the parser -----------------------------------------------------------------------------------
@@ -253,18 +255,18 @@ def add_parser(commands: argparse._SubParsersAction) -> argparse.ArgumentParser:
                          help=f"{what} at or after: a duration ago (1h, 30m, 2d, 90s) or an ISO-8601 time (default: 1h)")
 
     trace = add("trace", cmd_trace, "a vehicle's GPS trace from the hot store, newest first (the seed's example query)")
-    trace.add_argument("--vehicle", type=int, required=True)
+    trace.add_argument("--vehicle", type=int, required=True, help="the vehicle_id")
     since(trace, "points with an event time")
     trace.add_argument("--limit", type=_limit_argument, default=None, help="at most this many points (default: all)")
 
     status = add("status", cmd_status, "a vehicle's last known state from the vehicle status table")
-    status.add_argument("--vehicle", type=int, required=True)
+    status.add_argument("--vehicle", type=int, required=True, help="the vehicle_id")
 
     alerts = add("alerts", cmd_alerts, "recent alerts from the alert log ([alerts] alert_log), newest first")
     since(alerts, "alerts raised (the anomaly job's clock)")
     alerts.add_argument("--kind", action="append", default=[], choices=[*ALERT_KINDS, *KIND_GROUPS],
                         help="only this kind (repeatable; geofence = geofence_exit and geofence_return)")
-    alerts.add_argument("--vehicle", type=int, default=None)
+    alerts.add_argument("--vehicle", type=int, default=None, help="only this vehicle_id's alerts (default: every vehicle)")
     alerts.add_argument("--limit", type=_limit_argument, default=20, help="at most this many (default: 20)")
 
     zones = add("zones", cmd_zones, "events per zone in the hot store: the zone_id (geohash-6 of the event's "
