@@ -97,7 +97,10 @@ def cmd_topics_ensure(args: argparse.Namespace) -> int:
 
     config = _config(args)
     reports = ensure_topics(admin_client(config.kafka.bootstrap_servers), config.kafka.topics, fix=args.fix)
-    print(format_reports(reports))
+    if args.json:
+        print_json({"bootstrap_servers": config.kafka.bootstrap_servers, "topics": [asdict(r) for r in reports]})
+    else:
+        print(format_reports(reports))
     return ExitCode.CHECK_FAILED if any(r.action == "differs" for r in reports) else ExitCode.OK
 
 
@@ -317,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     topics_cmd = commands.add_parser("topics", help="Kafka topics as code").add_subparsers(dest="action", required=True)
     ensure = add(topics_cmd, "ensure", cmd_topics_ensure, "create missing topics and report differences from the profile")
     ensure.add_argument("--fix", action="store_true", help="also set differing topic configs (never partitions)")
+    ensure.add_argument("--json", action="store_true", help="print each topic's action and differences as one JSON document")
 
     sim_cmd = commands.add_parser("sim", help="the fleet simulator").add_subparsers(dest="action", required=True)
     sim_kafka = add(sim_cmd, "kafka", cmd_sim_kafka, "produce simulated telemetry straight to Kafka")

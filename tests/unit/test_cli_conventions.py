@@ -229,3 +229,40 @@ def test_log_level_default_comes_from_the_environment(monkeypatch):
     monkeypatch.delenv("FLEET_LOG_LEVEL")
     args = build_parser().parse_args(["--log-level", "warning", "--log-json", "jars", "list"])
     assert (args.log_level, args.log_json) == ("WARNING", True)
+
+
+def test_backfill_dry_run_json_is_the_plan(monkeypatch, capsys, tmp_path):
+    from jobs.backfill import job
+    from jobs.backfill.ranges import PartitionRange, ResolvedRange
+    from jobs.backfill.runs import Plan
+
+    resolved = ResolvedRange("vehicle-telemetry", (PartitionRange(0, 5, 10), PartitionRange(1, 7, 7)))
+    decision = job.Decision(resolved, {"store": "local store", "dlq": "telemetry-dlq"}, "run-1", tmp_path / "run-1", None,
+                            Plan("first", frozenset({"store"}), reason="a new run"))
+    monkeypatch.setattr(job, "decide", lambda _config, _request: decision)  # no Kafka: the range is resolved already
+    monkeypatch.setattr(job, "run_backfill", lambda *_a, **_k: pytest.fail("a dry run runs nothing"))
+    code, document = _telemetry_json(capsys, tmp_path, "backfill", "--offsets-from", "0:5,1:7", "--offsets-to", "0:10,1:7",
+                                     "--sinks", "store", "--dry-run", "--json")
+    assert code == ExitCode.OK
+    assert document == {
+        "run_id": "run-1", "topic": "vehicle-telemetry", "range": {"offsets_from": "0:5,1:7", "offsets_to": "0:10,1:7"},
+        "records": 5, "partitions": [{"partition": 0, "start": 5, "end": 10, "clamped": False},
+                                     {"partition": 1, "start": 7, "end": 7, "clamped": False}],
+        "targets": {"store": "local store"}, "folder": str(tmp_path / "run-1"),
+        "plan": {"action": "first", "sinks": ["store"], "reason": "a new run"}, "dry_run": True, "manifest": None,
+    }
+
+
+def test_topics_ensure_json_reports_each_topic(monkeypatch, capsys, tmp_path):
+    from connectors import kafka_topics
+    from connectors.kafka_topics import TopicReport
+
+    reports = [TopicReport("vehicle-telemetry", "ok"), TopicReport("telemetry-dlq", "differs", ("retention.ms: 1 ≠ 2",))]
+    monkeypatch.setattr(kafka_topics, "admin_client", lambda _bootstrap: None)  # no Kafka: the reports are given
+    monkeypatch.setattr(kafka_topics, "ensure_topics", lambda _admin, _specs, fix: reports)
+    code, document = _telemetry_json(capsys, tmp_path, "--set", "kafka.bootstrap_servers=127.0.0.1:1", "topics", "ensure", "--json")
+    assert code == ExitCode.CHECK_FAILED
+    assert document == {"bootstrap_servers": "127.0.0.1:1", "topics": [
+        {"name": "vehicle-telemetry", "action": "ok", "differences": []},
+        {"name": "telemetry-dlq", "action": "differs", "differences": ["retention.ms: 1 ≠ 2"]},
+    ]}
