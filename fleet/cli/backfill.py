@@ -42,8 +42,10 @@ def _backfill_json(config: Any, request: Any) -> int:
     document: dict[str, Any] = {
         "run_id": decision.run_id, "topic": decision.resolved.topic, "range": request.range.describe(),
         "records": decision.resolved.records, "partitions": [asdict(p) for p in decision.resolved.partitions],
-        "targets": {s: t for s, t in decision.targets.items() if s in plan.sinks}, "folder": str(decision.folder),
-        "plan": {"action": plan.action, "sinks": sorted(plan.sinks), "reason": plan.reason}, "dry_run": request.dry_run,
+        "targets": {s: t for s, t in decision.targets.items() if s in plan.sinks},
+        "folder": str(decision.folder),
+        "plan": {"action": plan.action, "sinks": sorted(plan.sinks), "reason": plan.reason},
+        "dry_run": request.dry_run,
     }
     code = ExitCode.OK
     if plan.action != "skip" and not request.dry_run:
@@ -61,6 +63,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser = subparsers.add_parser("backfill", help=text, description=text)
     add_arguments(parser)
     parser.add_argument("--json", action="store_true",
-                        help="print the plan (with --dry-run) or the plan and the run's manifest as one JSON document")
+                        help="print the plan (with --dry-run), or the plan and the run's manifest, as JSON")
     parser.set_defaults(func=cmd_backfill)
     return parser

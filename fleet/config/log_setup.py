@@ -20,7 +20,9 @@ LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 HUMAN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is a field.
-_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
+_STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
+    "message", "asctime", "taskName",
+}
 
 
 def default_level() -> str:
@@ -41,8 +43,9 @@ class JsonFormatter(logging.Formatter):
     an exception's traceback under "exc_info". A value JSON cannot hold is written as its str()."""
 
     def format(self, record: logging.LogRecord) -> str:
+        created = datetime.fromtimestamp(record.created, tz=timezone.utc)
         document: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "ts": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
@@ -55,7 +58,9 @@ class JsonFormatter(logging.Formatter):
         return json_module.dumps(document, default=str, ensure_ascii=False)
 
 
-def configure_logging(level: str = "INFO", json: bool = False, stream: TextIO | None = None) -> logging.Handler:
+def configure_logging(
+    level: str = "INFO", json: bool = False, stream: TextIO | None = None,
+) -> logging.Handler:
     """Make the root logger write `level` and above to stderr (or `stream`), human or JSON lines.
 
     Replaces the handlers an earlier call installed, so calling it again (tests, a command run

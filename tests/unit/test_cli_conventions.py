@@ -132,7 +132,10 @@ def test_infra_status_json_of_one_component(capsys, tmp_path):
     assert code == ExitCode.UNAVAILABLE and [c["name"] for c in document["components"]] == ["kafka"]
 
 
-VALID = '{"vehicle_id": 1, "timestamp": "2025-01-15T14:32:18.123Z", "location": {"lat": 50.1, "lon": 8.6}, "battery": {"percent": 50}}'
+VALID = (
+    '{"vehicle_id": 1, "timestamp": "2025-01-15T14:32:18.123Z", "location": {"lat": 50.1, "lon": 8.6}, '
+    '"battery": {"percent": 50}}'
+)
 
 
 def test_validate_json_counts_and_rejections(capsys, tmp_path):
@@ -166,7 +169,8 @@ def test_lake_tables_and_audit_json_on_an_empty_lake(capsys, tmp_path):
 
 
 def _record(**extra: object) -> logging.LogRecord:
-    record = logging.LogRecord("ingest.bridge", logging.WARNING, __file__, 10, "sent %d of %s", (3, "vehicle-telemetry"), None)
+    record = logging.LogRecord("ingest.bridge", logging.WARNING, __file__, 10, "sent %d of %s",
+                               (3, "vehicle-telemetry"), None)
     record.created = 1_736_951_538.123  # 2025-01-15T14:32:18.123Z
     for key, value in extra.items():
         setattr(record, key, value)
@@ -215,7 +219,8 @@ def test_configure_logging_once_replaces_its_handler_and_sets_the_level():
         lines = stream.getvalue().splitlines()
         assert len(lines) == 1
         document = json.loads(lines[0])
-        assert (document["level"], document["logger"], document["message"], document["vehicle_id"]) == ("WARNING", "fleet.test", "shown once", 9)
+        fields = (document["level"], document["logger"], document["message"], document["vehicle_id"])
+        assert fields == ("WARNING", "fleet.test", "shown once", 9)
     finally:
         for h in [h for h in root.handlers if h not in before]:
             root.removeHandler(h)
@@ -237,19 +242,23 @@ def test_backfill_dry_run_json_is_the_plan(monkeypatch, capsys, tmp_path):
     from jobs.backfill.runs import Plan
 
     resolved = ResolvedRange("vehicle-telemetry", (PartitionRange(0, 5, 10), PartitionRange(1, 7, 7)))
-    decision = job.Decision(resolved, {"store": "local store", "dlq": "telemetry-dlq"}, "run-1", tmp_path / "run-1", None,
-                            Plan("first", frozenset({"store"}), reason="a new run"))
-    monkeypatch.setattr(job, "decide", lambda _config, _request: decision)  # no Kafka: the range is resolved already
+    targets = {"store": "local store", "dlq": "telemetry-dlq"}
+    plan = Plan("first", frozenset({"store"}), reason="a new run")
+    decision = job.Decision(resolved, targets, "run-1", tmp_path / "run-1", None, plan)
+    monkeypatch.setattr(job, "decide", lambda _config, _request: decision)  # no Kafka: the range is resolved
     monkeypatch.setattr(job, "run_backfill", lambda *_a, **_k: pytest.fail("a dry run runs nothing"))
-    code, document = _telemetry_json(capsys, tmp_path, "backfill", "--offsets-from", "0:5,1:7", "--offsets-to", "0:10,1:7",
-                                     "--sinks", "store", "--dry-run", "--json")
+    span = ["--offsets-from", "0:5,1:7", "--offsets-to", "0:10,1:7"]
+    code, document = _telemetry_json(capsys, tmp_path, "backfill", *span, "--sinks", "store", "--dry-run",
+                                     "--json")
     assert code == ExitCode.OK
     assert document == {
-        "run_id": "run-1", "topic": "vehicle-telemetry", "range": {"offsets_from": "0:5,1:7", "offsets_to": "0:10,1:7"},
+        "run_id": "run-1", "topic": "vehicle-telemetry",
+        "range": {"offsets_from": "0:5,1:7", "offsets_to": "0:10,1:7"},
         "records": 5, "partitions": [{"partition": 0, "start": 5, "end": 10, "clamped": False},
                                      {"partition": 1, "start": 7, "end": 7, "clamped": False}],
         "targets": {"store": "local store"}, "folder": str(tmp_path / "run-1"),
-        "plan": {"action": "first", "sinks": ["store"], "reason": "a new run"}, "dry_run": True, "manifest": None,
+        "plan": {"action": "first", "sinks": ["store"], "reason": "a new run"},
+        "dry_run": True, "manifest": None,
     }
 
 
@@ -257,10 +266,12 @@ def test_topics_ensure_json_reports_each_topic(monkeypatch, capsys, tmp_path):
     from connectors import kafka_topics
     from connectors.kafka_topics import TopicReport
 
-    reports = [TopicReport("vehicle-telemetry", "ok"), TopicReport("telemetry-dlq", "differs", ("retention.ms: 1 ≠ 2",))]
-    monkeypatch.setattr(kafka_topics, "admin_client", lambda _bootstrap: None)  # no Kafka: the reports are given
+    reports = [TopicReport("vehicle-telemetry", "ok"),
+               TopicReport("telemetry-dlq", "differs", ("retention.ms: 1 ≠ 2",))]
+    monkeypatch.setattr(kafka_topics, "admin_client", lambda _bootstrap: None)  # no Kafka: reports given
     monkeypatch.setattr(kafka_topics, "ensure_topics", lambda _admin, _specs, fix: reports)
-    code, document = _telemetry_json(capsys, tmp_path, "--set", "kafka.bootstrap_servers=127.0.0.1:1", "topics", "ensure", "--json")
+    kafka = ["--set", "kafka.bootstrap_servers=127.0.0.1:1"]
+    code, document = _telemetry_json(capsys, tmp_path, *kafka, "topics", "ensure", "--json")
     assert code == ExitCode.CHECK_FAILED
     assert document == {"bootstrap_servers": "127.0.0.1:1", "topics": [
         {"name": "vehicle-telemetry", "action": "ok", "differences": []},
