@@ -22,7 +22,7 @@ from fleet.cli.exit_codes import ExitCode
 from fleet.config.log_setup import add_logging_arguments, configure_logging
 
 PASSWORD_ENV = "TELEMETRY_BRIDGE_PASSWORD"
-log = logging.getLogger("ingest.bridge.cli")
+log = logging.getLogger(__name__)
 
 
 def parse_host_port(text: str, default_port: int = 1883) -> tuple[str, int]:

@@ -18,6 +18,9 @@ from typing import Any, TextIO
 LEVEL_ENV = "FLEET_LOG_LEVEL"
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 HUMAN_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# The project's packages get the level asked for; other libraries (py4j, kafka clients, botocore,
+# urllib3) only their warnings unless DEBUG is asked: their INFO lines would bury ours.
+OWN_PACKAGES = ("fleet", "ingest", "jobs", "connectors", "device_sim", "edge_agent", "infra", "lake", "udfs")
 
 # Attributes every LogRecord has; anything else on a record came from `extra=` and is a field.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
@@ -58,19 +61,36 @@ class JsonFormatter(logging.Formatter):
         return json_module.dumps(document, default=str, ensure_ascii=False)
 
 
+class _StderrHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """Writes to whatever sys.stderr is when a line is logged, not when logging was set up (a test's
+    captured stderr, replaced after the test, would otherwise be written to once closed)."""
+
+    @property  # type: ignore[override]
+    def stream(self) -> TextIO:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: TextIO) -> None:
+        pass
+
+
 def configure_logging(
     level: str = "INFO", json: bool = False, stream: TextIO | None = None,
 ) -> logging.Handler:
-    """Make the root logger write `level` and above to stderr (or `stream`), human or JSON lines.
+    """Write `level` and above of the project's loggers (and warnings of other libraries, or all
+    of everything at DEBUG) to stderr or `stream`, as human or JSON lines.
 
-    Replaces the handlers an earlier call installed, so calling it again (tests, a command run
+    Replaces the handler an earlier call installed, so calling it again (tests, a command run
     in-process twice) does not double every line. Returns the handler."""
-    handler = logging.StreamHandler(sys.stderr if stream is None else stream)
+    level = level.upper()
+    handler = _StderrHandler() if stream is None else logging.StreamHandler(stream)
     handler.setFormatter(JsonFormatter() if json else logging.Formatter(HUMAN_FORMAT))
     handler._fleet_log_setup = True  # type: ignore[attr-defined]  # marks ours for the next call
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, "_fleet_log_setup", False)]:
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level.upper())
+    root.setLevel(level if level == "DEBUG" else max(logging.getLevelName(level), logging.WARNING))
+    for package in OWN_PACKAGES:
+        logging.getLogger(package).setLevel(level)
     return handler

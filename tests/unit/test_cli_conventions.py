@@ -168,6 +168,20 @@ def test_lake_tables_and_audit_json_on_an_empty_lake(capsys, tmp_path):
 # --- logging ---------------------------------------------------------------------------------------
 
 
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """configure_logging changes process-wide state: put the handlers and levels back after each test."""
+    from fleet.config.log_setup import OWN_PACKAGES
+
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    levels = {name: logging.getLogger(name).level for name in ("", *OWN_PACKAGES)}
+    yield
+    root.handlers[:] = handlers
+    for name, level in levels.items():
+        logging.getLogger(name).setLevel(level)
+
+
 def _record(**extra: object) -> logging.LogRecord:
     record = logging.LogRecord("ingest.bridge", logging.WARNING, __file__, 10, "sent %d of %s",
                                (3, "vehicle-telemetry"), None)
@@ -206,6 +220,22 @@ def tmp_object() -> object:
     return Odd()
 
 
+def test_configure_logging_shows_our_info_and_only_other_libraries_warnings():
+    root = logging.getLogger()
+    before = list(root.handlers)
+    stream = io.StringIO()
+    try:
+        configure_logging("INFO", stream=stream)
+        logging.getLogger("fleet.cli.app").info("ours")
+        logging.getLogger("py4j.clientserver").info("theirs")
+        logging.getLogger("py4j.clientserver").warning("their warning")
+        messages = [line.split(": ", 1)[1] for line in stream.getvalue().splitlines()]
+        assert messages == ["ours", "their warning"]
+    finally:
+        for h in [h for h in root.handlers if h not in before]:
+            root.removeHandler(h)
+
+
 def test_configure_logging_once_replaces_its_handler_and_sets_the_level():
     root = logging.getLogger()
     before = list(root.handlers)
@@ -213,7 +243,8 @@ def test_configure_logging_once_replaces_its_handler_and_sets_the_level():
     try:
         configure_logging("INFO", json=False)
         handler = configure_logging("warning", json=True, stream=stream)
-        assert [h for h in root.handlers if h not in before] == [handler] and root.level == logging.WARNING
+        assert [h for h in root.handlers if h not in before] == [handler]
+        assert logging.getLogger("fleet").level == logging.WARNING
         logging.getLogger("fleet.test").info("not shown")
         logging.getLogger("fleet.test").warning("shown %s", "once", extra={"vehicle_id": 9})
         lines = stream.getvalue().splitlines()
