@@ -15,7 +15,8 @@ import os
 import signal
 import sys
 import threading
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from fleet.cli import version
 from fleet.cli.exit_codes import ExitCode

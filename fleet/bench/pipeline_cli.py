@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 from fleet.cli.exit_codes import ExitCode
 from fleet.config import PlatformConfig

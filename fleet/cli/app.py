@@ -8,8 +8,9 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any, Callable
+from typing import Any
 
 from fleet.cli import version
 from fleet.cli.exit_codes import ExitCode

@@ -8,8 +8,9 @@ import dataclasses
 import json
 import re
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from fleet.cli.exit_codes import ExitCode
 

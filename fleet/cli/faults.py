@@ -7,8 +7,8 @@ import argparse
 import json
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import asdict, fields
-from typing import Callable
 
 from fleet.cli.exit_codes import ExitCode
 from fleet.config import PlatformConfig

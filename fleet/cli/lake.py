@@ -8,10 +8,11 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from contextlib import closing, contextmanager
 from dataclasses import asdict
 from datetime import datetime, timezone
-from typing import Any, Callable
+from typing import Any
 
 from fleet.cli.exit_codes import ExitCode
 from fleet.config import ConfigError, PlatformConfig

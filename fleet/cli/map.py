@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import signal
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from fleet.cli.exit_codes import ExitCode
 from fleet.config import PlatformConfig

@@ -8,9 +8,9 @@ import argparse
 import io
 import json
 import logging
+from collections.abc import Callable, Iterator
 from contextlib import redirect_stdout
 from importlib import metadata
-from typing import Callable, Iterator
 
 import pytest
 
