@@ -29,8 +29,10 @@ _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
 
 
 def default_level() -> str:
-    """$FLEET_LOG_LEVEL, else INFO (read when a parser is built, not at import)."""
-    return os.environ.get(LEVEL_ENV, "INFO").upper()
+    """$FLEET_LOG_LEVEL, else INFO (read when a parser is built, not at import). A value that is not
+    a level is INFO too; configure_logging then says so, as --help must still work."""
+    level = os.environ.get(LEVEL_ENV, "INFO").upper()
+    return level if level in LEVELS else "INFO"
 
 
 def add_logging_arguments(parser: Any) -> None:
@@ -93,4 +95,7 @@ def configure_logging(
     root.setLevel(level if level == "DEBUG" else max(logging.getLevelName(level), logging.WARNING))
     for package in OWN_PACKAGES:
         logging.getLogger(package).setLevel(level)
+    if os.environ.get(LEVEL_ENV, "INFO").upper() not in LEVELS:
+        logging.getLogger(__name__).warning("%s=%s is not one of %s; using INFO", LEVEL_ENV, os.environ[LEVEL_ENV],
+                                            ", ".join(LEVELS))
     return handler

@@ -262,6 +262,8 @@ def test_log_level_default_comes_from_the_environment(monkeypatch):
 
     monkeypatch.setenv("FLEET_LOG_LEVEL", "debug")
     assert build_parser().parse_args(["jars", "list"]).log_level == "DEBUG"
+    monkeypatch.setenv("FLEET_LOG_LEVEL", "chatty")  # not a level: INFO, and --help still works
+    assert build_parser().parse_args(["jars", "list"]).log_level == "INFO"
     monkeypatch.delenv("FLEET_LOG_LEVEL")
     args = build_parser().parse_args(["--log-level", "warning", "--log-json", "jars", "list"])
     assert (args.log_level, args.log_json) == ("WARNING", True)
