@@ -70,3 +70,38 @@ def test_lake_commands_build_erase_retain_and_audit(tmp_path, capsys):
     assert "erasure" in audit_out and "retention" in audit_out and "trip-2-1" in audit_out
     assert main([*cli, "lake", "tables"]) == 0
     assert "version" in capsys.readouterr().out
+
+
+def test_lake_commands_json(tmp_path, capsys):
+    """--json: one document on stdout, the same figures the tables hold (counted independently)."""
+    import json
+
+    rng = random.Random(4)
+    run_dir = tmp_path / "run"
+    rows = [dict(_row(rng, v, HOUR0 + h * HOUR_MS + i * 2000, HOUR0 + h * HOUR_MS + i * 2000 + 50),
+                 trip_id=f"trip-{v}-{h}")
+            for v in (1, 2) for h in (0, 25) for i in range(50)]
+    for h in (0, 25):
+        hour_rows = [r for r in rows if r["trip_id"].endswith(f"-{h}")]
+        _write(run_dir / "lake" / "bronze" / "telemetry" / f"h{h}", "part-1.parquet", hour_rows)
+    cli = ["--set", f"infra.run_dir={run_dir}"]
+
+    def run(*argv: str) -> dict:
+        assert main([*cli, "lake", *argv, "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    silver = run("silver")
+    expected_silver = lake_expected.silver_rows(rows)
+    assert [h["hour"] for h in silver["hours"]] == ["2026-01-01T00", "2026-01-02T01"]
+    assert sum(h["bronze_rows"] for h in silver["hours"]) == len(rows)
+    assert sum(h["silver_rows"] for h in silver["hours"]) == len(expected_silver)
+    gold = run("gold", "--all")
+    assert [d["date"] for d in gold["dates"]] == ["2026-01-01", "2026-01-02"]
+    assert sum(d["gold_rows"] for d in gold["dates"]) == len(lake_expected.gold_rows(list(expected_silver.values())))
+    erased = run("erase", "--trip", "trip-2-0", "--dry-run", "--lake-only")
+    assert erased["dry_run"] is True and erased["subject"].startswith("trip trip-2-0")
+    assert {r["layer"]: r["rows"] for r in erased["removals"]}.get("bronze") == 50
+    tables = {t["table"]: t for t in run("tables")["tables"]}
+    assert tables["bronze"]["rows"] == len(rows) and tables["bronze"]["files"] == 2
+    assert tables["silver"]["rows"] == len(expected_silver) and tables["silver"]["version"] is not None
+    assert run("audit")["rows"] == []  # a dry run audits nothing
