@@ -97,7 +97,8 @@ def test_lake_commands_json(tmp_path, capsys):
     assert sum(h["silver_rows"] for h in silver["hours"]) == len(expected_silver)
     gold = run("gold", "--all")
     assert [d["date"] for d in gold["dates"]] == ["2026-01-01", "2026-01-02"]
-    assert sum(d["gold_rows"] for d in gold["dates"]) == len(lake_expected.gold_rows(list(expected_silver.values())))
+    expected_gold = lake_expected.gold_rows(list(expected_silver.values()))
+    assert sum(d["gold_rows"] for d in gold["dates"]) == len(expected_gold)
     erased = run("erase", "--trip", "trip-2-0", "--dry-run", "--lake-only")
     assert erased["dry_run"] is True and erased["subject"].startswith("trip trip-2-0")
     assert {r["layer"]: r["rows"] for r in erased["removals"]}.get("bronze") == 50
