@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from device_sim.fleet_model import FleetSpec
-from device_sim.rate_modes import FIXED_1HZ, SEED_RATES, RateModeFleet
+from device_sim.rate_fleet import RateModeFleet
+from device_sim.report_rates import FIXED_1HZ, SEED_RATES
 from device_sim.scenario import Scenario, ScenarioKnobs
 from udfs.telemetry_schema import format_timestamp_ms
 

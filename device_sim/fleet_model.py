@@ -7,7 +7,7 @@ charging. Everything comes from one `random.Random(seed)`.
 The same seed and start time give the same events. This is the foundation's fixed-interval
 generator (one event per vehicle per tick), kept as it is for its users. The time-driven fleet, where
 each vehicle reports at its mode's rate (5 Hz in a trip, 1 Hz normal, 0.1 Hz parked and charged), is
-`device_sim.rate_modes.RateModeFleet`; injected faults are `device_sim.scenario`'s; the outputs are
+`device_sim.rate_fleet.RateModeFleet`; injected faults are `device_sim.scenario`'s; the outputs are
 `device_sim.kafka_output` and `device_sim.mqtt_output`, the command line `device_sim.cli`.
 """
 

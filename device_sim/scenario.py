@@ -40,7 +40,10 @@ import orjson
 
 from device_sim.defects import DEFECTS, MALFORMED, malformed_payload, schema_defect
 from device_sim.fleet_model import FleetSpec
-from device_sim.rate_modes import _DEFAULT_AREA, SEED_RATES, RateModeFleet, RateModes, SimVehicle
+from device_sim.rate_fleet import RateModeFleet
+from device_sim.report_rates import SEED_RATES, RateModes
+from device_sim.service_region import DEFAULT_AREA
+from device_sim.vehicle_physics import SimVehicle
 from udfs.telemetry_schema import BAD_JSON, encode
 
 Item = Any  # dict | RawPayload | tuple[bytes, bytes]
@@ -153,7 +156,7 @@ class Scenario:
         *,
         duration_s: float,
         modes: RateModes = SEED_RATES,
-        area: Any = _DEFAULT_AREA,
+        area: Any = DEFAULT_AREA,
     ):
         if duration_s <= 0:
             raise ValueError(f"duration_s must be > 0, got {duration_s}")

@@ -5,8 +5,8 @@
 - parked with the battery above 80 %: 1 msg per 10 s (power saving). A parked vehicle with a lower
   battery keeps the normal rate: it is the one operations may need to find and charge.
 
-This is the one statement of that rule: the simulator (`device_sim.rate_fleet`) schedules its
-vehicles with `rate_mode` and a `RatePolicy` too, converting the rates to its milliseconds.
+This is the one statement of that rule: the simulator's `device_sim.report_rates` schedules
+its vehicles with `rate_mode` and a `RatePolicy` too, converting the rates to its milliseconds.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """`telemetry bench lake`: Bronze → Silver → Gold on a generated hour, in rows per second per core.
 
 The input is an hour of Bronze made the way the pipeline makes it: the fleet simulator at the
-seed's rates (`device_sim.rate_modes`: 5 Hz in a trip, 1 Hz, 0.1 Hz parked) rendered to the seed
+seed's rates (`device_sim.report_rates`: 5 Hz in a trip, 1 Hz, 0.1 Hz parked) rendered to the seed
 payload, enriched and flattened by `udfs.enrich` (as `jobs/pipeline_batch.py` does), written as
 Snappy Parquet files that straddle the hour's edges. The seed's volume is 50,000 vehicles at
 ~1 event/s, 180M rows an hour; the benchmark scales the fleet down (`--rows`), not the rates, so a
@@ -82,7 +82,7 @@ def _bad(row: tuple, which: int) -> tuple:
 
 def _generate_part(folder: str, part: int, vehicles: int, first_vehicle_id: int, seed: int) -> dict:
     from device_sim.fleet_model import FleetSpec
-    from device_sim.rate_modes import RateModeFleet
+    from device_sim.rate_fleet import RateModeFleet
     from udfs.enrich import bronze_values, enrich_in_place
     from udfs.telemetry_schema import parse_timestamp_ms
 

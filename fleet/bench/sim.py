@@ -32,7 +32,8 @@ from typing import Any
 
 from device_sim.fleet_model import FleetSpec
 from device_sim.kafka_output import produce_batches
-from device_sim.rate_modes import FIXED_1HZ, SEED_RATES, RateModeFleet
+from device_sim.rate_fleet import RateModeFleet
+from device_sim.report_rates import FIXED_1HZ, SEED_RATES
 
 BUDGET_CORES = 0.5
 BUDGET_VEHICLES = 50_000

@@ -241,7 +241,7 @@ class Harness:
             schema_invalid=plan.schema_invalid, offline_vehicles=plan.offline_vehicles, offline_s=plan.offline_s,
             geofence_exits=plan.geofence_exits, low_batteries=plan.low_batteries, seed=plan.seed,
         )
-        from device_sim.rate_modes import RateModes
+        from device_sim.report_rates import RateModes
 
         scenario = Scenario(FleetSpec(vehicles=plan.vehicles, seed=plan.seed), knobs, duration_s=plan.duration_s,
                             modes=RateModes(parked_ms=plan.parked_interval_ms))

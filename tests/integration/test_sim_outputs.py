@@ -11,7 +11,8 @@ from connectors.kafka_clients import make_consumer
 from device_sim.fleet_model import FleetSpec
 from device_sim.kafka_output import produce_batches, produce_events
 from device_sim.mqtt_output import publish_events
-from device_sim.rate_modes import FIXED_1HZ, RateModeFleet
+from device_sim.rate_fleet import RateModeFleet
+from device_sim.report_rates import FIXED_1HZ
 from device_sim.scenario import Scenario, ScenarioKnobs
 from infra.mosquitto import MosquittoBroker
 from infra.process import free_port

@@ -5,7 +5,7 @@ from collections import Counter
 import pytest
 
 from device_sim.fleet_model import FleetSpec
-from device_sim.rate_modes import RateModes
+from device_sim.report_rates import RateModes
 from device_sim.scenario import Scenario, ScenarioKnobs
 from fleet.harness.expectations import expect
 from fleet.harness.runner import SinkTally, tally

@@ -6,7 +6,8 @@ import orjson
 import pytest
 
 from device_sim.fleet_model import FleetSpec
-from device_sim.rate_modes import FIXED_1HZ, IN_TRIP, NORMAL, PARKED, SEED_RATES, RateModeFleet, RateModes, event_mode
+from device_sim.rate_fleet import RateModeFleet
+from device_sim.report_rates import FIXED_1HZ, IN_TRIP, NORMAL, PARKED, SEED_RATES, RateModes, event_mode
 from udfs.geofence import DEFAULT_SERVICE_AREA, load_service_area
 from udfs.telemetry_schema import Rejection, parse_timestamp_ms, validate
 
