@@ -26,6 +26,8 @@ from device_sim.fleet_model import FleetSpec
 from device_sim.rate_fleet import RateModeFleet
 from device_sim.report_rates import FIXED_1HZ, SEED_RATES
 from device_sim.scenario import Scenario, ScenarioKnobs
+from fleet.cli import version
+from fleet.cli.exit_codes import ExitCode
 from udfs.telemetry_schema import format_timestamp_ms
 
 MODES = {"seed": SEED_RATES, "1hz": FIXED_1HZ}
@@ -50,13 +52,13 @@ _KNOB_FLAGS = (
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     fleet = parser.add_argument_group("fleet")
-    fleet.add_argument("--vehicles", type=int, default=1_000)
-    fleet.add_argument("--seed", type=int, default=42)
+    fleet.add_argument("--vehicles", type=int, default=1_000, help="vehicles in the fleet (default 1,000)")
+    fleet.add_argument("--seed", type=int, default=42, help="seed of the fleet's routes and readings (default 42)")
     fleet.add_argument("--duration-s", type=float, default=60.0, help="event time to simulate (default 60)")
     fleet.add_argument("--modes", choices=sorted(MODES), default="seed",
                        help="seed: 5 Hz in a trip, 1 Hz normal, 0.1 Hz parked above 80 %% (default); 1hz: every vehicle at 1 Hz")
     fleet.add_argument("--start-ms", type=int, default=None, help="event time of the start (default: now)")
-    fleet.add_argument("--first-vehicle-id", type=int, default=10_000)
+    fleet.add_argument("--first-vehicle-id", type=int, default=10_000, help="id of the first vehicle; the rest follow (default 10000)")
 
     pacing = parser.add_argument_group("pacing")
     how = pacing.add_mutually_exclusive_group()
@@ -73,8 +75,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output.add_argument("--linger-ms", type=int, default=100, help="Kafka producer linger (default 100: fewer, larger batches)")
     output.add_argument("--mqtt", default=None, metavar="HOST:PORT", help=f"MQTT broker (default {DEFAULT_MQTT[0]}:{DEFAULT_MQTT[1]})")
     output.add_argument("--mqtt-connections", type=int, default=4, help="shared connections without per-vehicle credentials")
-    output.add_argument("--mqtt-qos", type=int, choices=(0, 1, 2), default=1)
-    output.add_argument("--mqtt-protocol", choices=("3.1.1", "5"), default="3.1.1")
+    output.add_argument("--mqtt-qos", type=int, choices=(0, 1, 2), default=1, help="MQTT QoS of every publish (default 1)")
+    output.add_argument("--mqtt-protocol", choices=("3.1.1", "5"), default="3.1.1", help="MQTT protocol version (default 3.1.1)")
     output.add_argument("--mqtt-username", default=None,
                         help="username; with {vehicle_id} in it, every vehicle connects on its own with its own credentials")
     output.add_argument("--mqtt-password", default=None, help="password; may contain {vehicle_id}")
@@ -233,13 +235,22 @@ def _run(args: argparse.Namespace, *, bootstrap: str | None, topic: str | None, 
             say(f"first error: {output_report.first_error}")
     if args.report_json:
         Path(args.report_json).write_text(json.dumps(summary, indent=2, default=str))
-    return 0 if failed == 0 else 5
+    return ExitCode.OK if failed == 0 else ExitCode.ERROR
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="device-sim", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    add_arguments(parser)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="device-sim", description=__doc__.splitlines()[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except KeyboardInterrupt:
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import os
 import signal
 import sys
 import threading
+from importlib import metadata
 from pathlib import Path
 from typing import Sequence
 
@@ -32,6 +33,13 @@ from edge_agent.spool import SpoolError
 PASSWORD_ENV = "EDGE_AGENT_PASSWORD"
 
 
+def _version() -> str:
+    try:
+        return metadata.version("fleet-edge-agent")
+    except metadata.PackageNotFoundError:  # a checkout that was never installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     defaults = AgentConfig(vehicle_id=1, spool_dir=Path("."))
     p = argparse.ArgumentParser(
@@ -39,12 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         description="On-vehicle telemetry agent: MQTT QoS 1 to telemetry/{vehicle_id}, store-and-forward spool.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--vehicle-id", type=int, required=True)
+    p.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
+    p.add_argument("--vehicle-id", type=int, required=True, help="the vehicle this agent reports for (topic telemetry/<id>)")
     p.add_argument("--broker", default="127.0.0.1:1883", help="host[:port] (port 8883 by default with TLS)")
     p.add_argument("--client-id", help="MQTT client id (default: vehicle-<vehicle id>)")
-    p.add_argument("--mqtt-version", choices=MQTT_VERSIONS, default=defaults.mqtt_version)
-    p.add_argument("--keepalive-s", type=int, default=defaults.keepalive_s)
-    p.add_argument("--username")
+    p.add_argument("--mqtt-version", choices=MQTT_VERSIONS, default=defaults.mqtt_version, help="MQTT protocol version")
+    p.add_argument("--keepalive-s", type=int, default=defaults.keepalive_s, help="MQTT keepalive: the broker drops the session after 1.5x this silence")
+    p.add_argument("--username", help="MQTT username (the broker ACL allows it telemetry/<vehicle id> only)")
     p.add_argument("--password", help=f"or set ${PASSWORD_ENV} (keeps it out of the process list)")
     p.add_argument("--tls", action="store_true", help="TLS with the system CA store")
     p.add_argument("--tls-ca", type=Path, help="CA file to verify the broker (implies --tls)")
@@ -57,16 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-spool-bytes", type=int, default=defaults.max_spool_bytes, help="payload bytes; 0: no limit")
     p.add_argument("--spool-durable", action="store_true", help="fsync every spool commit")
 
-    p.add_argument("--max-inflight", type=int, default=defaults.max_inflight)
-    p.add_argument("--connect-timeout-s", type=float, default=defaults.connect_timeout_s)
-    p.add_argument("--reconnect-min-s", type=float, default=defaults.reconnect_min_s)
-    p.add_argument("--reconnect-max-s", type=float, default=defaults.reconnect_max_s)
-    p.add_argument("--flush-timeout-s", type=float, default=defaults.flush_timeout_s)
+    p.add_argument("--max-inflight", type=int, default=defaults.max_inflight, help="QoS 1 publishes awaiting PUBACK at once")
+    p.add_argument("--connect-timeout-s", type=float, default=defaults.connect_timeout_s, help="give up one connection attempt after this long")
+    p.add_argument("--reconnect-min-s", type=float, default=defaults.reconnect_min_s, help="first reconnect backoff (doubles up to --reconnect-max-s, with jitter)")
+    p.add_argument("--reconnect-max-s", type=float, default=defaults.reconnect_max_s, help="longest reconnect backoff")
+    p.add_argument("--flush-timeout-s", type=float, default=defaults.flush_timeout_s, help="at stop, wait this long for in-flight and spooled messages to be acknowledged")
 
-    p.add_argument("--in-trip-hz", type=float, default=SEED_RATES.in_trip_hz)
-    p.add_argument("--normal-hz", type=float, default=SEED_RATES.normal_hz)
-    p.add_argument("--parked-hz", type=float, default=SEED_RATES.parked_hz)
-    p.add_argument("--parked-battery-above", type=float, default=SEED_RATES.parked_battery_above)
+    p.add_argument("--in-trip-hz", type=float, default=SEED_RATES.in_trip_hz, help="readings per second in a trip (seed: 5)")
+    p.add_argument("--normal-hz", type=float, default=SEED_RATES.normal_hz, help="readings per second otherwise (seed: 1)")
+    p.add_argument("--parked-hz", type=float, default=SEED_RATES.parked_hz, help="readings per second parked with a high battery (seed: 0.1)")
+    p.add_argument("--parked-battery-above", type=float, default=SEED_RATES.parked_battery_above, help="battery percent above which a parked vehicle saves power")
     p.add_argument("--sensor-feed", metavar="PATH", help="the sensor daemon's JSON lines: a FIFO, a file it appends to, "
                    "or - for stdin (default: a simulated vehicle, which needs fleet-telemetry's device_sim)")
     p.add_argument("--sensor-max-age-s", type=float, default=30.0,
@@ -75,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=defaults.seed, help="seed of the simulated sensors")
     p.add_argument("--duration-s", type=float, help="stop after this long")
     p.add_argument("--readings", type=int, help="take this many readings, deliver them all, exit")
-    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level (stderr)")
     return p
 
 

@@ -395,7 +395,7 @@ def add_parser(bench_cmd, add, config_of) -> None:
               "Bronze→Silver→Gold rows/s per core on a generated hour, against the 2M target and a plain peer, same run")
     sub.add_argument("--rows", type=int, default=None, help=f"rows in the generated hour (default {DEFAULT_ROWS:,}; about: the simulator decides)")
     sub.add_argument("--smoke", action="store_true", help=f"{SMOKE_ROWS:,} rows, no BENCHMARKS.md: for CI")
-    sub.add_argument("--seed", type=int, default=7)
+    sub.add_argument("--seed", type=int, default=7, help="seed of the generated telemetry (default 7)")
     sub.add_argument("--keep", action="store_true", help="keep the tables written (under <run_dir>/bench/lake-work-*)")
     sub.add_argument("--markdown", default=None, help="where to write the section (default BENCHMARKS.md; none with --smoke)")
     sub.add_argument("--render", default=None, metavar="JSON", help="run nothing: write the BENCHMARKS.md section from a run's JSON")

@@ -235,6 +235,6 @@ def add_parser(bench_cmd: Any, add: Any, config_of: Any) -> None:
     sub.add_argument("--vehicles", default="1000,2000,3000", help="fleet sizes, comma-separated (default 1000,2000,3000)")
     sub.add_argument("--seconds", type=float, default=120.0, help="measured window per size (default 120)")
     sub.add_argument("--warmup", type=float, default=60.0, help="seconds after the jobs are up before measuring (default 60)")
-    sub.add_argument("--bridges", type=int, default=1)
+    sub.add_argument("--bridges", type=int, default=1, help="MQTT→Kafka bridges in one share group (default 1)")
     sub.add_argument("--markdown", default=None, help="where to write the section (default BENCHMARKS.md)")
     sub.add_argument("--no-markdown", action="store_true", help="JSON only")

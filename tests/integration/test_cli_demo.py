@@ -53,7 +53,7 @@ def test_validate_command_reports_each_bad_line(tmp_path):
         '"x": [[[[[[[[1]]]]]]]]}\n'
     )
     completed = subprocess.run([str(telemetry), "validate", str(payloads)], capture_output=True, text=True, timeout=60)
-    assert completed.returncode == 6
+    assert completed.returncode == 4  # fleet/cli/exit_codes.py: CHECK_FAILED, a check ran and failed
     assert "line 2: out_of_range location.lat" in completed.stdout
     assert "line 3: bad_json" in completed.stdout
     assert "line 4: payload_too_large : payload is 140," in completed.stdout
