@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 # What the simulator and the devices send as trip ids; anything else is refused rather than quoted
 # into a predicate (the Delta and SQLite predicates are built as text).
@@ -14,7 +14,7 @@ _TRIP_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)

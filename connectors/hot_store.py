@@ -18,8 +18,9 @@ Contract every backend keeps:
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Protocol, Sequence
+from typing import Any, Protocol
 
 from connectors.erasure_subject import ErasureSubject
 from udfs.telemetry_schema import parse_timestamp_ms
@@ -90,7 +91,7 @@ class WriteResult:
 @dataclass(frozen=True)
 class StatusWrite:
     changed: int
-    refused: tuple[tuple["VehicleStatus", str], ...] = field(default=())  # (status, the store's reason)
+    refused: tuple[tuple[VehicleStatus, str], ...] = field(default=())  # (status, the store's reason)
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,8 +16,10 @@ from __future__ import annotations
 import operator
 import threading
 import time
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
+from connectors.erasure_subject import ErasureSubject
 from connectors.hot_store import (
     RETENTION_HOURS_DEFAULT,
     RejectedPoint,
@@ -28,7 +30,6 @@ from connectors.hot_store import (
     partition_points,
     wants_points,
 )
-from connectors.erasure_subject import ErasureSubject
 from connectors.sqlite_db import SqliteDatabase
 
 RETENTION_SWEEP_INTERVAL_MS = 60_000

@@ -19,13 +19,15 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterator, Sequence, TypeVar
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
 from connectors.aws_clients import RetryPolicy, call_with_retry, error_code, make_client
+from connectors.erasure_subject import ErasureSubject
 from connectors.hot_store import (
     RejectedPoint,
     StoreConfig,
@@ -35,7 +37,6 @@ from connectors.hot_store import (
     partition_points,
     wants_points,
 )
-from connectors.erasure_subject import ErasureSubject
 
 MEASURE_NAME = "telemetry"
 MAX_RECORDS_PER_WRITE = 100  # the WriteRecords API limit
@@ -133,7 +134,7 @@ def rejected_from_error(error: ClientError, batch: Sequence[TelemetryPoint]) -> 
 def parse_timestamp_ms(text: str) -> int:
     """Timestream's TIMESTAMP text, 'YYYY-MM-DD HH:MM:SS[.fffffffff]' in UTC, as epoch ms."""
     whole, _, fraction = text.strip().partition(".")
-    seconds = datetime.strptime(whole, "%Y-%m-%d %H:%M:%S").replace(tzinfo=timezone.utc).timestamp()
+    seconds = datetime.strptime(whole, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()
     millis = int((fraction + "000")[:3]) if fraction else 0
     return int(seconds) * 1000 + millis
 
@@ -266,7 +267,7 @@ class TimestreamHotStore:
             if next_token:
                 kwargs["NextToken"] = next_token
             response = call_with_retry(
-                lambda: self.query_client.query(**kwargs), policy=self.retry, what="Timestream Query", sleep=self._sleep
+                lambda kwargs=kwargs: self.query_client.query(**kwargs), policy=self.retry, what="Timestream Query", sleep=self._sleep
             )
             points.extend(parse_trace_rows(response))
             next_token = response.get("NextToken")

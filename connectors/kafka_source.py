@@ -9,8 +9,8 @@ Positions are written as text so the CLI and config can carry them:
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Collection, Mapping
 
 from pyflink.common.serialization import ByteArraySchema
 from pyflink.datastream.connectors.kafka import (
@@ -34,7 +34,7 @@ class OffsetPosition:
     offsets: Mapping[int, int] | None = None
 
     @staticmethod
-    def parse(text: str) -> "OffsetPosition":
+    def parse(text: str) -> OffsetPosition:
         text = text.strip()
         if text in ("committed", "earliest", "latest"):
             return OffsetPosition(text)

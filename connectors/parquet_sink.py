@@ -15,12 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pyflink.common import Types
-from pyflink.java_gateway import get_gateway
 from pyflink.common.typeinfo import TypeInformation
 from pyflink.datastream import DataStream
-from pyflink.datastream.data_stream import DataStreamSink
 from pyflink.datastream.connectors.file_system import BucketAssigner, FileSink, OutputFileConfig
+from pyflink.datastream.data_stream import DataStreamSink
 from pyflink.datastream.formats.parquet import ParquetBulkWriters
+from pyflink.java_gateway import get_gateway
 from pyflink.table.types import DataTypes, RowType
 
 # Parquet column kind → (Flink SQL type for the writer, Flink type info for the stream).

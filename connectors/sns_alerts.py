@@ -17,9 +17,10 @@ from __future__ import annotations
 import random
 import time
 import zlib
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import orjson
 
@@ -36,7 +37,7 @@ class BatchResult:
     refused: dict[str, str] = field(default_factory=dict)  # alert_id → "Code: message", permanently refused
     calls: int = 0  # PublishBatch requests made, retries included
 
-    def merge(self, other: "BatchResult") -> None:
+    def merge(self, other: BatchResult) -> None:
         self.message_ids.update(other.message_ids)
         self.refused.update(other.refused)
         self.calls += other.calls

@@ -18,9 +18,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 # What SQLite raises for a row it will never take (a value it cannot bind, a constraint): not
 # OperationalError, which is the database's state (locked, full disk) and may pass.

@@ -8,7 +8,7 @@ registry stream had not caught up yet.
 from __future__ import annotations
 
 import time
-from typing import Iterable
+from collections.abc import Iterable
 
 import orjson
 from confluent_kafka import TopicPartition

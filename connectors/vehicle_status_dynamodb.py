@@ -10,8 +10,9 @@ connectors.aws_clients, shared with the Timestream hot store.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from botocore.exceptions import ClientError
 

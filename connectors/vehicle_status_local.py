@@ -7,7 +7,8 @@ discipline (WAL, busy_timeout, BEGIN IMMEDIATE; see connectors.sqlite_db).
 from __future__ import annotations
 
 import operator
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from connectors.erasure_subject import ErasureSubject
 from connectors.hot_store import StatusWrite, VehicleStatus, newest_per_vehicle

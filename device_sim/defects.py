@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import copy
 import random
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 from udfs import telemetry_schema as schema
 
@@ -74,7 +75,7 @@ class RawPayload(bytes):
 
     vehicle_id: int | None
 
-    def __new__(cls, data: bytes, vehicle_id: int | None = None) -> "RawPayload":
+    def __new__(cls, data: bytes, vehicle_id: int | None = None) -> RawPayload:
         payload = super().__new__(cls, data)
         payload.vehicle_id = vehicle_id
         return payload

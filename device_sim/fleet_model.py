@@ -17,8 +17,9 @@ import math
 import random
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from udfs.telemetry_schema import format_timestamp_ms
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from connectors.kafka_clients import make_producer
 from device_sim.pacing import GRANULARITY_S, OpenLoop

@@ -9,7 +9,8 @@ ahead by that much (a sleep and its wake-up cost CPU; 200 of them a second cost 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
 
 GRANULARITY_S = 0.005
 

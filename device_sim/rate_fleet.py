@@ -36,7 +36,8 @@ import itertools
 import math
 import random
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from device_sim.fleet_model import FRANKFURT, FleetSpec
 from device_sim.payload_render import STILL_TEMPLATE, TRIP_TEMPLATE, PayloadRenderer

@@ -7,7 +7,7 @@ pipeline reads as broadcast state; a JSON-lines file of the same records works t
 from __future__ import annotations
 
 import random
-from typing import Iterator
+from collections.abc import Iterator
 
 VEHICLE_TYPES = ("scooter", "e-bike")
 

@@ -33,8 +33,9 @@ import copy
 import heapq
 import random
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Iterator
+from typing import Any
 
 import orjson
 

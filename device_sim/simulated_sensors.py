@@ -7,7 +7,8 @@ It lives in the main distribution, beside the model it drives: the edge agent's 
 from __future__ import annotations
 
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from device_sim.fleet_model import Fleet, FleetSpec
 from edge_agent.wire import format_timestamp_ms

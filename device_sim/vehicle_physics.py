@@ -13,7 +13,8 @@ from __future__ import annotations
 import math
 import random
 import uuid
-from typing import Callable, Final
+from collections.abc import Callable
+from typing import Final
 
 from device_sim.fleet_model import FleetSpec
 from device_sim.service_region import M_PER_DEG_LAT, ServiceRegion

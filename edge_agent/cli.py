@@ -19,9 +19,9 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
-from typing import Sequence
 
 from edge_agent.agent import EdgeAgent
 from edge_agent.config import MQTT_VERSIONS, AgentConfig, default_spool_dir, parse_broker_address

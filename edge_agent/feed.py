@@ -30,8 +30,9 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Final
+from typing import Any, BinaryIO, Final
 
 from edge_agent.sensors import SensorUnavailable
 from edge_agent.wire import format_timestamp_ms

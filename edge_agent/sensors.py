@@ -30,7 +30,7 @@ class SensorUnavailable(Exception):
     vehicle's sensors, which the agent counts and logs without a traceback, then tries again."""
 
 
-class VehicleMode(str, enum.Enum):
+class VehicleMode(enum.StrEnum):
     """What the vehicle is doing, which decides how often it reports (see `edge_agent.rate`)."""
 
     IN_TRIP = "in_trip"

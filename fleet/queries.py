@@ -16,8 +16,9 @@ A vehicle neither store knows is UnknownVehicle: an empty trace of a known vehic
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import orjson
 

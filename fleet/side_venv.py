@@ -18,8 +18,8 @@ import fcntl
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
 
 MARKER = "fleet-telemetry-requirements.txt"
 

@@ -18,8 +18,9 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from infra.process import ComponentStatus, InfraError, ManagedProcess, free_port, port_open, wait_until
 

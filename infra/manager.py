@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import secrets
-from typing import Iterable, Protocol
+from collections.abc import Iterable
+from typing import Protocol
 
 from fleet.config import InfraConfig
 from fleet.text_table import format_table

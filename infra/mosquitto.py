@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import getpass
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from infra.process import (
@@ -21,7 +20,6 @@ from infra.process import (
     wait_until,
 )
 
-
 if TYPE_CHECKING:
     from infra.mqtt_security import MqttSecurity
 
@@ -29,7 +27,7 @@ if TYPE_CHECKING:
 class MosquittoBroker:
     name = "mosquitto"
 
-    def __init__(self, run_dir: Path, host: str, port: int, security: "MqttSecurity | None" = None):
+    def __init__(self, run_dir: Path, host: str, port: int, security: MqttSecurity | None = None):
         self.folder = run_dir / "mosquitto"
         self.host, self.port = host, port
         self.security = security  # per-vehicle credentials + ACL (infra/mqtt_security.py), or anonymous

@@ -25,9 +25,9 @@ import base64
 import hashlib
 import hmac
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Sequence
 
 BRIDGE_USERNAME = "telemetry-bridge"
 TELEMETRY_TOPIC_PREFIX = "telemetry"

@@ -13,10 +13,9 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
-
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 

@@ -17,8 +17,9 @@ import json
 import sys
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 from fleet.config import PlatformConfig
 from infra.process import (

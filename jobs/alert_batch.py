@@ -21,7 +21,8 @@ nor forgets a vehicle that was about to go offline.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import orjson
 from pyflink.common import Row, Types

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import time
 import zlib
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from pyflink.common import Row, Types
@@ -59,7 +60,7 @@ class FanoutSettings:
     publish_shards: int = 1
 
     @staticmethod
-    def from_alert_settings(alerts: "AlertSettings") -> "FanoutSettings":
+    def from_alert_settings(alerts: AlertSettings) -> FanoutSettings:
         return FanoutSettings(
             storm=StormPolicy(alerts.storm_window_s, alerts.storm_pages_per_window),
             publish_concurrency=alerts.publish_concurrency,
@@ -252,7 +253,7 @@ class AlertPublisher(KeyedProcessFunction):
         yield from texts
 
 
-def add_alert_fanout(alerts: DataStream, config: "AnomalyConfig") -> DataStream:
+def add_alert_fanout(alerts: DataStream, config: AnomalyConfig) -> DataStream:
     """Storm guard + publisher after the detector's stream of alert JSON texts; returns the stream
     for the fleet-alerts sink (every alert, marked paged or not, and the storm summaries)."""
     settings: FanoutSettings = config.fanout

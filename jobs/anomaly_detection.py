@@ -26,8 +26,8 @@ from connectors.kafka_sink import value_only_sink
 from connectors.kafka_source import OffsetPosition, raw_bytes_source
 from connectors.telemetry_batches import batches_by_shard, in_memory_payloads
 from fleet.config import PlatformConfig
-from jobs.alert_fanout import FanoutSettings, add_alert_fanout
 from jobs.alert_batch import PLATFORM_TAG, AlertBatchDetector
+from jobs.alert_fanout import FanoutSettings, add_alert_fanout
 from jobs.job_main import job_main
 from jobs.platform_monitor import add_platform_monitor
 from udfs.alert_rules import AlertPolicy

@@ -7,7 +7,8 @@ a cluster: a job module only says how to make its config and how to build itself
 from __future__ import annotations
 
 import argparse
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from fleet.config import PlatformConfig, load_config
 

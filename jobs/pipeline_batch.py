@@ -18,14 +18,21 @@ replays the batch from Kafka and writes the same points again: both stores are i
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import orjson
 from pyflink.common import Row, RowKind, Time, Types
 from pyflink.datastream.functions import KeyedBroadcastProcessFunction, RuntimeContext
 from pyflink.datastream.state import MapStateDescriptor, StateTtlConfig
 
-from connectors.hot_store import StoreConfig, latest_status, open_hot_store, open_status_store, point_from_enriched
+from connectors.hot_store import (
+    StoreConfig,
+    latest_status,
+    open_hot_store,
+    open_status_store,
+    point_from_enriched,
+)
 from jobs.pipeline_functions import BRONZE_TAG, DLQ_TAG, REGISTRY_STATE, periodic_compaction_placeholder
 from udfs.dedup import Verdict, observe, pack, unpack
 from udfs.dlq import dlq_record, encode_dlq_record

@@ -4,7 +4,8 @@ jobs/pipeline_batch.py."""
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 from pyflink.common import Row, Types
 from pyflink.datastream import OutputTag

@@ -9,7 +9,7 @@ reporting while blind (a rescaled job has other subtasks).
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import orjson
 from pyflink.common import Types

@@ -30,7 +30,14 @@ from connectors.telemetry_batches import batches_by_shard, discard, in_memory_pa
 from fleet.config import PlatformConfig
 from jobs.job_main import job_main
 from jobs.pipeline_batch import EnrichBatch
-from jobs.pipeline_functions import BRONZE_SCHEMA, BRONZE_TAG, DLQ_TAG, REGISTRY_STATE, REGISTRY_TYPE, ParseRegistry
+from jobs.pipeline_functions import (
+    BRONZE_SCHEMA,
+    BRONZE_TAG,
+    DLQ_TAG,
+    REGISTRY_STATE,
+    REGISTRY_TYPE,
+    ParseRegistry,
+)
 from udfs.fault_injection import FailOnce
 from udfs.telemetry_schema import DEFAULT_POLICY, ValidationPolicy
 

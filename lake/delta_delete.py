@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deltalake import DeltaTable
-from pyarrow import fs
 from deltalake.exceptions import TableNotFoundError
+from pyarrow import fs
 
 from lake.engine import connect
 

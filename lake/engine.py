@@ -14,8 +14,8 @@ import math
 import os
 import time
 import uuid
-from datetime import datetime, timezone
-from typing import Iterable
+from collections.abc import Iterable
+from datetime import UTC, datetime
 
 import duckdb
 import pyarrow as pa
@@ -64,7 +64,7 @@ def _stat(value, field: pa.Field, upper: bool):
     kind = field.type
     if pa.types.is_timestamp(kind):  # raw micros → the ISO text delta-rs writes (millis, Z)
         millis = math.ceil(value / 1000) if upper else math.floor(value / 1000)
-        return datetime.fromtimestamp(millis / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+        return datetime.fromtimestamp(millis / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value.decode() if isinstance(value, bytes) else value

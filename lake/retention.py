@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyarrow.dataset as ds
 
@@ -33,9 +33,9 @@ class RetentionPolicy:
 
 def oldest_kept(now_ms: int, days: int) -> tuple[str, int]:
     """(date, its midnight in ms): the oldest UTC date a `days` retention keeps at `now_ms`."""
-    today = datetime.fromtimestamp(now_ms / 1000, tz=timezone.utc).date()
+    today = datetime.fromtimestamp(now_ms / 1000, tz=UTC).date()
     oldest = today - timedelta(days=days)
-    midnight = datetime(oldest.year, oldest.month, oldest.day, tzinfo=timezone.utc)
+    midnight = datetime(oldest.year, oldest.month, oldest.day, tzinfo=UTC)
     return oldest.isoformat(), int(midnight.timestamp() * 1000)
 
 

@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Callable, Iterator
+from datetime import UTC, datetime
 
 import numpy as np
 import pyarrow as pa
@@ -77,7 +77,7 @@ class HourResult:
 
 
 def hour_label(hour_ms: int) -> str:
-    return datetime.fromtimestamp(hour_ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H")
+    return datetime.fromtimestamp(hour_ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H")
 
 
 def _read_hour(holding: list[BronzeFile], hour_ms: int, filesystem) -> pa.Table:
@@ -180,7 +180,7 @@ def _take(column: pa.ChunkedArray, positions: np.ndarray) -> pa.Array:
 
 def _with_hour_columns(table: pa.Table, hour_ms: int) -> pa.Table:
     """+ ingestion_time and hour (date is the partition: in the path, not in the file)."""
-    moment = datetime.fromtimestamp(hour_ms / 1000, tz=timezone.utc)
+    moment = datetime.fromtimestamp(hour_ms / 1000, tz=UTC)
     ingested = pc.multiply(table.column("ingested_at_ms"), 1000).cast(pa.timestamp("us", tz="UTC"))
     return (table.append_column("ingestion_time", ingested)
             .append_column("hour", pa.array(np.full(table.num_rows, moment.hour, np.int32))))
@@ -247,7 +247,7 @@ def _hour_slices(holding: list[BronzeFile], hour_ms: int, filesystem, max_rows: 
 
 
 def _date_hour(hour_ms: int) -> tuple[str, int]:
-    moment = datetime.fromtimestamp(hour_ms / 1000, tz=timezone.utc)
+    moment = datetime.fromtimestamp(hour_ms / 1000, tz=UTC)
     return moment.strftime("%Y-%m-%d"), moment.hour
 
 

@@ -7,7 +7,7 @@ nothing else: both use the usual credential chain (instance role, IRSA on Kubern
 from __future__ import annotations
 
 import os
-from typing import MutableMapping
+from collections.abc import MutableMapping
 
 from connectors.aws_residency import check_residency
 

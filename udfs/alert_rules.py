@@ -23,8 +23,9 @@ talking again, whatever its reading's age.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any, Callable, Final
+from typing import Any, Final
 
 from udfs.geohash import zone_id as zone_of
 from udfs.telemetry_schema import format_timestamp_ms
@@ -77,7 +78,7 @@ class VehicleAlertState:
         )
 
     @staticmethod
-    def from_tuple(values: tuple | list | None) -> "VehicleAlertState":
+    def from_tuple(values: tuple | list | None) -> VehicleAlertState:
         return VehicleAlertState(*values) if values else VehicleAlertState()
 
 

@@ -79,7 +79,7 @@ class GuardState:
         return orjson.dumps([[w.start_ms, w.paged, w.suppressed, w.close_at_ms, w.summarised] for w in self.windows]).decode()
 
     @staticmethod
-    def decode(text: str | None) -> "GuardState":
+    def decode(text: str | None) -> GuardState:
         if not text:
             return GuardState()
         return GuardState(tuple(WindowTally(*values) for values in orjson.loads(text)))

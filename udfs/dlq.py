@@ -21,7 +21,6 @@ import orjson
 
 from udfs.telemetry_schema import Rejection, format_timestamp_ms
 
-
 # The schema's default max_payload_bytes: whatever the limit, a record stays far below 1 MB.
 KEEP_BYTES = 131_072
 

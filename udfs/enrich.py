@@ -6,7 +6,8 @@ share them, and unit tests run them without Flink.
 
 from __future__ import annotations
 
-from typing import Any, Final, Mapping
+from collections.abc import Mapping
+from typing import Any, Final
 
 import orjson
 

@@ -23,7 +23,7 @@ class FailOnce:
     marker: str  # file that exists once the failure has fired
 
     @staticmethod
-    def parse(text: str, marker_dir: str, stage: str) -> "FailOnce | None":
+    def parse(text: str, marker_dir: str, stage: str) -> FailOnce | None:
         """`<vehicle_id>@<event_time_ms>` (empty: no fault). One marker per job stage, so the
         pipeline and the alert job each fail once on the same record."""
         text = text.strip()

@@ -36,7 +36,7 @@ class MonitorState:
         return {"blind": {str(k): v for k, v in self.blind.items()}, "episode_ms": self.episode_ms}
 
     @staticmethod
-    def from_json(value: dict[str, Any] | None) -> "MonitorState":
+    def from_json(value: dict[str, Any] | None) -> MonitorState:
         if not value:
             return MonitorState()
         return MonitorState({int(k): v for k, v in value["blind"].items()}, value["episode_ms"])

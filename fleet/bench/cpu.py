@@ -15,8 +15,8 @@ import subprocess
 import threading
 import time
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 from infra.process import cpu_seconds, proc_stat
 

@@ -11,8 +11,8 @@ to the end offsets at the time of the call (the writer has finished by then).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import Callable, Hashable
 
 from confluent_kafka import TIMESTAMP_LOG_APPEND_TIME, TopicPartition
 

@@ -16,7 +16,14 @@ from infra.flink_cluster import PROJECT_ROOT
 
 def cmd_bench_pipeline(args: argparse.Namespace, config: PlatformConfig) -> int:
     from fleet.bench.pipeline import SMOKE, STAGES, BenchPlan, run_pipeline_benchmark
-    from fleet.bench.report import format_table, machine, sustained_summary, write_json, write_markdown, write_plots
+    from fleet.bench.report import (
+        format_table,
+        machine,
+        sustained_summary,
+        write_json,
+        write_markdown,
+        write_plots,
+    )
     from fleet.bench.state import state_summary
 
     if args.render:

@@ -94,7 +94,7 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 cpu_model = line.split(":", 1)[1].strip()
                 break
-        mem_kib = next(int(l.split()[1]) for l in Path("/proc/meminfo").read_text().splitlines() if l.startswith("MemTotal"))
+        mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
     except (OSError, StopIteration):
         mem_kib = 0
     versions: dict[str, str] = {"python": sys.version.split()[0]}
@@ -298,7 +298,8 @@ def write_markdown(path: Path, result: dict[str, Any], host: dict[str, Any], com
 def _other_benchmarks(path: Path) -> str:
     """The sections other benchmarks keep in the same file (between their begin/end markers:
     `telemetry bench lake`, `telemetry bench live`): this one rewrites the rest, not theirs."""
-    from fleet.bench import lakehouse as bench_lake, live as bench_live
+    from fleet.bench import lakehouse as bench_lake
+    from fleet.bench import live as bench_live
 
     old = path.read_text() if path.exists() else ""
     kept = ""

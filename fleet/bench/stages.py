@@ -14,9 +14,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 from fleet.bench.cpu import CpuSampler, command_name, descendants
 from infra.flink_cluster import PROJECT_ROOT, FlinkCluster

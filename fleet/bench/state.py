@@ -31,10 +31,11 @@ No assertions on time: it measures; a sink that did not get what the input says 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
 
@@ -142,7 +143,7 @@ def checkpoint_breakdown(cluster: FlinkCluster, job_id: str, checkpoint_id: int)
         subtasks = [t for t in detail.get("subtasks", []) if t.get("status") == "completed"]
         if not subtasks:
             continue
-        pick = lambda f: max((f(t) or 0) for t in subtasks)  # noqa: E731
+        pick = lambda f, subtasks=subtasks: max((f(t) or 0) for t in subtasks)  # noqa: E731 - read in this iteration only
         found.append({"vertex": name[:80], "end_to_end_ms": pick(lambda t: t.get("end_to_end_duration")),
                       "start_delay_ms": pick(lambda t: t.get("start_delay")),
                       "alignment_ms": pick(lambda t: (t.get("alignment") or {}).get("duration")),

@@ -391,7 +391,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     from fleet.cli.backfill import add_parser as add_backfill_parser
     from fleet.cli.faults import add_parsers as add_faults_parsers
-
     from fleet.cli.lake import add_parser as add_lake_parser
 
     add_backfill_parser(commands)

@@ -17,7 +17,16 @@ log = logging.getLogger(__name__)
 
 
 def cmd_faults_run(args: argparse.Namespace, config: PlatformConfig) -> int:
-    from fleet.harness.runner import BASELINE, FAULTS, OPERATIONS, HarnessPlan, format_table, markdown_table, run_harness, write_report
+    from fleet.harness.runner import (
+        BASELINE,
+        FAULTS,
+        OPERATIONS,
+        HarnessPlan,
+        format_table,
+        markdown_table,
+        run_harness,
+        write_report,
+    )
 
     faults = [*FAULTS, *OPERATIONS] if args.faults == ["all"] else args.faults
     unknown = [f for f in faults if f not in FAULTS and f not in OPERATIONS and f != BASELINE]

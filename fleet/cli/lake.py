@@ -11,7 +11,7 @@ import time
 from collections.abc import Callable
 from contextlib import closing, contextmanager
 from dataclasses import asdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from fleet.cli.exit_codes import ExitCode
@@ -36,7 +36,7 @@ def _time_ms(text: str, flag: str) -> int:
     except ValueError:
         raise ConfigError(f"{flag} {text!r}: an ISO-8601 time, like 2026-01-15T14:00:00Z") from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)  # the lake's times are UTC
+        moment = moment.replace(tzinfo=UTC)  # the lake's times are UTC
     return int(moment.timestamp() * 1000)
 
 
@@ -51,7 +51,6 @@ def _tables(config: PlatformConfig):
 
 def cmd_silver(args: argparse.Namespace, config: PlatformConfig) -> int:
     from lake import silver
-
     from lake.retention import oldest_kept
 
     paths = _tables(config).silver_paths()
@@ -238,7 +237,7 @@ def cmd_audit(args: argparse.Namespace, config: PlatformConfig) -> int:
         _print_json({"rows": rows})
         return ExitCode.OK
     for row in rows:
-        at = datetime.fromtimestamp(row["at_ms"] / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        at = datetime.fromtimestamp(row["at_ms"] / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         rows_text = "?" if row["rows"] is None else f"{row['rows']:,}"
         print(f"{at}  {row['run_id'][:8]}  {row['action']:<9} {row['layer']:<16} {rows_text:>10} rows {row['files']:>5} files  "
               f"{row['subject']}  {row['note']}")

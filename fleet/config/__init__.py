@@ -11,9 +11,10 @@ from __future__ import annotations
 import copy
 import os
 import tomllib
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from connectors.aws_residency import ResidencyError, check_residency
 from connectors.hot_store import StoreConfig

@@ -10,7 +10,6 @@ the broker must allow a timeout that long.
 
 from __future__ import annotations
 
-
 # Flink's restart-strategy.exponential-delay.jitter-factor default (jobs/flink_env.py keeps it):
 # each wait may be up to 10 % longer.
 EXPONENTIAL_DELAY_JITTER = 0.1

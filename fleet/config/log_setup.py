@@ -12,7 +12,7 @@ import json as json_module
 import logging
 import os
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, TextIO
 
 LEVEL_ENV = "FLEET_LOG_LEVEL"
@@ -48,7 +48,7 @@ class JsonFormatter(logging.Formatter):
     an exception's traceback under "exc_info". A value JSON cannot hold is written as its str()."""
 
     def format(self, record: logging.LogRecord) -> str:
-        created = datetime.fromtimestamp(record.created, tz=timezone.utc)
+        created = datetime.fromtimestamp(record.created, tz=UTC)
         document: dict[str, Any] = {
             "ts": created.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
             "level": record.levelname,

@@ -20,9 +20,10 @@ import re
 import textwrap
 import tokenize
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from connectors.hot_store import StoreConfig
 from fleet import config as config_module

@@ -11,7 +11,7 @@ quarter of the fleet (each such fault takes a vehicle).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 from fleet.config import LiveSettings
 

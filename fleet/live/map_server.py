@@ -20,10 +20,11 @@ import logging
 import mimetypes
 import threading
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import orjson
@@ -86,7 +87,7 @@ class MapServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/"
 
-    def start(self) -> "MapServer":
+    def start(self) -> MapServer:
         self._store = LocalVehicleStatusStore(self.config.stores.local_path)
         try:
             self._http = ThreadingHTTPServer((self.host, self.port), _handler_for(self))
@@ -113,7 +114,7 @@ class MapServer:
             self._store.close()
             self._store = None
 
-    def __enter__(self) -> "MapServer":
+    def __enter__(self) -> MapServer:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

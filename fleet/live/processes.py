@@ -17,9 +17,9 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from infra.process import cpu_seconds, log_tail, proc_stat, spawn_logged
 

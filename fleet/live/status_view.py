@@ -40,7 +40,7 @@ def render(snapshot: dict[str, Any], *, map_url: str, run_dir: str) -> Any:
     facts = Table(expand=True, box=None, show_header=False, pad_edge=False)
     facts.add_column(style="bold", no_wrap=True)
     facts.add_column()
-    for job, lag in snapshot["lag"].items():
+    for _job, lag in snapshot["lag"].items():
         facts.add_row(f"lag · {lag['group']}", "no commit yet" if lag["events"] is None else
                       f"{lag['events']:,} events ({lag['seconds']:.1f} s of input)")
     latency = snapshot["latency_ms"]

@@ -16,8 +16,9 @@ classifies 50,000 vehicles in a few milliseconds without building an object per 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Iterable, Sequence
+from typing import Any, Final
 
 from fleet.config import AlertSettings
 
@@ -42,7 +43,7 @@ class StateRules:
     offline_after_s: float
 
     @staticmethod
-    def of(alerts: AlertSettings) -> "StateRules":
+    def of(alerts: AlertSettings) -> StateRules:
         """The alerts job's thresholds, so the map and the alerts agree on what is low and what is silent."""
         return StateRules(alerts.low_battery_percent, alerts.offline_after_s)
 

@@ -16,9 +16,10 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 from connectors.kafka_offsets import OffsetProbe, UnknownTopic
 from fleet.config import ConfigError, PlatformConfig, load_config
@@ -33,9 +34,9 @@ from jobs.backfill.ranges import (
     resolve_time,
 )
 from jobs.backfill.runs import (
+    ADDITIVE_SINKS,
     ALL_SINKS,
     IDEMPOTENT_SINKS,
-    ADDITIVE_SINKS,
     KAFKA_SINKS,
     Attempt,
     Manifest,

@@ -8,8 +8,8 @@ leave to the client's clock at send time: the time the event was ingested, not i
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from connectors.kafka_offsets import LogBounds
 from udfs.telemetry_schema import format_timestamp_ms, parse_timestamp_ms

@@ -10,13 +10,11 @@ import uuid
 from collections import Counter
 from dataclasses import replace
 
-import orjson
 import pytest
 
 from connectors.alert_log import read_alert_log
-from connectors.kafka_topics import admin_client, ensure_topics
+from connectors.kafka_topics import TopicSpec, admin_client, ensure_topics
 from device_sim.kafka_output import produce_events
-from connectors.kafka_topics import TopicSpec
 from fleet.config import load_config
 from jobs.anomaly_detection import anomaly_config, build
 from jobs.flink_env import create_env

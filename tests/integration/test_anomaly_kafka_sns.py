@@ -13,9 +13,8 @@ import orjson
 import pytest
 
 from connectors.kafka_clients import make_consumer
-from connectors.kafka_topics import admin_client, ensure_topics
+from connectors.kafka_topics import TopicSpec, admin_client, ensure_topics
 from device_sim.kafka_output import produce_events
-from connectors.kafka_topics import TopicSpec
 from fleet.config import load_config
 from jobs.anomaly_detection import anomaly_config, build
 from jobs.flink_env import create_env

@@ -29,6 +29,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 
 from connectors.aws_clients import RetryPolicy
 from connectors.hot_store import (
+    REJECT_OLDER_THAN_RETENTION,
     StoreConfig,
     TelemetryPoint,
     TracePoint,
@@ -36,7 +37,6 @@ from connectors.hot_store import (
     open_hot_store,
     open_status_store,
 )
-from connectors.hot_store import REJECT_OLDER_THAN_RETENTION
 from connectors.hot_store_timestream import TimestreamHotStore
 from connectors.vehicle_status_dynamodb import DynamoDbVehicleStatusStore
 from infra.process import free_port

@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import boto3
 import pyarrow.parquet as pq
@@ -33,7 +33,7 @@ def bronze_row(i: int, event_time_ms: int) -> dict:
         if name == "event_time_ms":
             values[name] = event_time_ms
         elif name == "timestamp":
-            values[name] = datetime.fromtimestamp(event_time_ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+            values[name] = datetime.fromtimestamp(event_time_ms / 1000, tz=UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
         elif kind == "bigint":
             values[name] = 10_000 + i if name == "vehicle_id" else event_time_ms + 120 + i % 50
         elif kind == "double":
@@ -46,7 +46,7 @@ def bronze_row(i: int, event_time_ms: int) -> dict:
 
 
 def event_hour_folder(event_time_ms: int) -> str:
-    t = datetime.fromtimestamp(event_time_ms / 1000, tz=timezone.utc)
+    t = datetime.fromtimestamp(event_time_ms / 1000, tz=UTC)
     return f"year={t.year:04d}/month={t.month:02d}/day={t.day:02d}/hour={t.hour:02d}"
 
 

@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 
 from connectors.kafka_clients import make_consumer, make_producer
-from connectors.kafka_topics import admin_client, ensure_topics
+from connectors.kafka_topics import TopicSpec, admin_client, ensure_topics
 from device_sim.fleet_model import Fleet, FleetSpec
 from device_sim.kafka_output import produce_events
-from connectors.kafka_topics import TopicSpec
 from fleet.config import load_config
 from infra.process import free_port
 from jobs.flink_env import create_env

@@ -18,12 +18,11 @@ import pytest
 
 from connectors.hot_store import open_hot_store, open_status_store
 from connectors.kafka_clients import make_consumer, make_producer
-from connectors.kafka_topics import admin_client, ensure_topics
+from connectors.kafka_topics import TopicSpec, admin_client, ensure_topics
 from connectors.vehicle_registry_topic import publish_registry
 from device_sim.fleet_model import Fleet, FleetSpec
 from device_sim.kafka_output import produce_events
 from device_sim.registry import registry_records
-from connectors.kafka_topics import TopicSpec
 from fleet.config import load_config
 from jobs.flink_env import create_env
 from jobs.telemetry_pipeline import build, pipeline_config

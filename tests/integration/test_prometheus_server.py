@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from ingest.metrics import BridgeMetricsServer
 from device_sim.sim_metrics import SimMetrics
 from fleet.config import load_config
 from infra.process import free_port
 from infra.prometheus import PrometheusServer, scrape_config
+from ingest.metrics import BridgeMetricsServer
 from tests.metrics_text import poll
 from tests.unit.test_bridge_metrics import FakeBridge
 

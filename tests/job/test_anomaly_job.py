@@ -9,9 +9,8 @@ from dataclasses import replace
 
 import orjson
 import pytest
-from pyflink.common import Types
+from pyflink.common import Types, WatermarkStrategy
 from pyflink.datastream.connectors.number_seq import NumberSequenceSource
-from pyflink.common import WatermarkStrategy
 
 from connectors.alert_log import read_alert_log
 from fleet.config import load_config

@@ -3,7 +3,7 @@ client) and pyarrow reads back exactly what went in."""
 
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -74,7 +74,7 @@ def event_hour_folder(event_time_ms: int | None) -> str:
     """The folder a row belongs in, computed here with datetime (not by the code under test)."""
     if event_time_ms is None:
         return "event_time=unknown"
-    t = datetime.fromtimestamp(event_time_ms / 1000, tz=timezone.utc)
+    t = datetime.fromtimestamp(event_time_ms / 1000, tz=UTC)
     return f"year={t.year:04d}/month={t.month:02d}/day={t.day:02d}/hour={t.hour:02d}"
 
 
@@ -83,11 +83,11 @@ def test_event_time_partitions_put_each_row_in_its_own_event_hour(tmp_path: Path
     starts = [
         now_ms - 6 * HOUR_MS,  # a Kafka replay / late spool drain: hours older than processing time
         now_ms - 3 * 24 * HOUR_MS,  # days back
-        int(datetime(2024, 12, 31, 23, 0, tzinfo=timezone.utc).timestamp() * 1000),  # across year, month, day
-        int(datetime(2025, 1, 15, 14, 0, tzinfo=timezone.utc).timestamp() * 1000),
-        int(datetime(2025, 1, 15, 14, 59, 59, tzinfo=timezone.utc).timestamp() * 1000) + 999,  # last ms of an hour
-        int(datetime(2025, 1, 15, 15, 0, tzinfo=timezone.utc).timestamp() * 1000),  # first ms of the next
-        int(datetime(2024, 2, 29, 7, 30, tzinfo=timezone.utc).timestamp() * 1000),  # leap day
+        int(datetime(2024, 12, 31, 23, 0, tzinfo=UTC).timestamp() * 1000),  # across year, month, day
+        int(datetime(2025, 1, 15, 14, 0, tzinfo=UTC).timestamp() * 1000),
+        int(datetime(2025, 1, 15, 14, 59, 59, tzinfo=UTC).timestamp() * 1000) + 999,  # last ms of an hour
+        int(datetime(2025, 1, 15, 15, 0, tzinfo=UTC).timestamp() * 1000),  # first ms of the next
+        int(datetime(2024, 2, 29, 7, 30, tzinfo=UTC).timestamp() * 1000),  # leap day
     ]
     rows = []
     for i in range(1_400):  # interleaved, so many hour buckets are open at once

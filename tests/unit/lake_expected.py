@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 HOUR_MS = 3_600_000
 
@@ -29,7 +29,7 @@ def rejected_rows(bronze_rows: list[dict]) -> list[dict]:
 
 
 def date_hour(event_ms: int) -> tuple[str, int]:
-    moment = datetime.fromtimestamp(event_ms / 1000, tz=timezone.utc)
+    moment = datetime.fromtimestamp(event_ms / 1000, tz=UTC)
     return moment.strftime("%Y-%m-%d"), moment.hour
 
 

@@ -6,7 +6,16 @@ import uuid
 import pytest
 
 from udfs.alert_storm import (
-    STORM_SUMMARY, GuardState, StormPolicy, alert_time_ms, due_summaries, mark, on_alert, split_key, storm_key, summary_id,
+    STORM_SUMMARY,
+    GuardState,
+    StormPolicy,
+    alert_time_ms,
+    due_summaries,
+    mark,
+    on_alert,
+    split_key,
+    storm_key,
+    summary_id,
 )
 
 POLICY = StormPolicy(window_s=60, pages_per_window=20)

@@ -11,7 +11,14 @@ import pyarrow.parquet as pq
 from connectors.hot_store import TelemetryPoint
 from connectors.hot_store_local import LocalHotStore
 from device_sim.fleet_model import Fleet, FleetSpec
-from fleet.bench.latency import TIMED_SENTINEL_FIRST_ID, WARMUP_SENTINEL_FIRST_ID, AlertProbe, BronzeProbe, HotStoreProbe, SentKeys
+from fleet.bench.latency import (
+    TIMED_SENTINEL_FIRST_ID,
+    WARMUP_SENTINEL_FIRST_ID,
+    AlertProbe,
+    BronzeProbe,
+    HotStoreProbe,
+    SentKeys,
+)
 from fleet.config import load_config
 
 

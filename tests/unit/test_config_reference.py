@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet.cli.app import main
 from connectors.kafka_topics import TopicSpec
+from fleet.cli.app import main
 from fleet.config import PROFILES_DIR, PlatformConfig, load_config
 from fleet.config.reference import generate
 

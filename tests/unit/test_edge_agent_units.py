@@ -350,7 +350,7 @@ class FakeClient:
     SUCCESS = ReasonCode(PacketTypes.PUBACK, "Success")
     NOT_AUTHORIZED = ReasonCode(PacketTypes.PUBACK, "Not authorized")
 
-    def __init__(self, network: "FakeNetwork"):
+    def __init__(self, network: FakeNetwork):
         self.network = network
         self.connected = False
         self.mid = 0

@@ -4,10 +4,10 @@ import geohash2
 import pytest
 
 from connectors.hot_store import latest_status, point_from_enriched
+from tests.unit.test_telemetry_schema import SEED_PAYLOAD, seed
 from udfs.enrich import BRONZE_COLUMNS, bronze_values, enrich, vehicle_type_of
 from udfs.telemetry_schema import parse_timestamp_ms
 from udfs.vehicle_registry import load_registry_file, parse_registry_record
-from tests.unit.test_telemetry_schema import SEED_PAYLOAD, seed
 
 
 def test_enrich_adds_zone_type_and_ingest_time_and_keeps_the_payload():

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import sqlite3
-from contextlib import closing
 import subprocess
 import sys
 import threading
 import time
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -276,7 +276,8 @@ def test_many_subtasks_opening_a_fresh_file_at_once(tmp_path: Path):
         errors: list[BaseException] = []
         barrier = threading.Barrier(8)
 
-        def open_one(kind: type) -> None:
+        # Bound per round: the threads are joined before the next round rebinds the names.
+        def open_one(kind: type, barrier=barrier, path=path, opened=opened, errors=errors) -> None:
             barrier.wait()
             try:
                 opened.append(kind(path))

@@ -4,7 +4,7 @@ tables from config, build them, erase, apply retention and show the audit log.""
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from deltalake import DeltaTable
 
@@ -60,7 +60,7 @@ def test_lake_commands_build_erase_retain_and_audit(tmp_path, capsys):
     assert "empty range" in capsys.readouterr().err
 
     # As of 2026-01-04 with Silver kept 2 days: 2026-01-01 is expired, 2026-01-02 stays.
-    now = datetime(2026, 1, 4, 6, tzinfo=timezone.utc).isoformat()
+    now = datetime(2026, 1, 4, 6, tzinfo=UTC).isoformat()
     assert main([*cli, "--set", "lake.silver_retention_days=2", "lake", "retention", "--now", now, "--lake-only"]) == 0
     assert "silver" in capsys.readouterr().out
     assert {r["date"] for r in DeltaTable(str(silver_uri)).to_pyarrow_table(columns=["date"]).to_pylist()} == {"2026-01-02"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -18,7 +18,7 @@ from lake.tables import LakeTables
 from tests.unit.test_lake_silver import _row, _write
 
 HOUR_MS = 3_600_000
-NOW = int(datetime(2026, 4, 10, 12, tzinfo=timezone.utc).timestamp() * 1000)
+NOW = int(datetime(2026, 4, 10, 12, tzinfo=UTC).timestamp() * 1000)
 DATES = [f"2026-04-{day:02d}" for day in range(4, 11)]
 
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from ingest.metrics import BridgeCollector
 from device_sim.sim_metrics import SimMetrics
 from fleet.config import load_config
 from infra.prometheus import scrape_config
+from ingest.metrics import BridgeCollector
 from tests.unit.test_bridge_metrics import FakeBridge
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "metrics.md"

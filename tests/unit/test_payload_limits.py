@@ -9,7 +9,14 @@ import pytest
 
 from tests.unit.test_telemetry_schema import NOW_MS, seed
 from udfs.telemetry_schema import (
-    DEFAULT_POLICY, OVER_LIMIT, PAYLOAD_TOO_LARGE, Rejection, ValidationPolicy, decode, parse, validate,
+    DEFAULT_POLICY,
+    OVER_LIMIT,
+    PAYLOAD_TOO_LARGE,
+    Rejection,
+    ValidationPolicy,
+    decode,
+    parse,
+    validate,
 )
 
 

@@ -190,7 +190,7 @@ def test_a_missing_alert_log_has_no_alerts(tmp_path: Path):
 def test_dlq_counts_by_stage_and_reason_with_their_time_span():
     made = []
     rng = random.Random(11)
-    for i in range(60):
+    for _i in range(60):
         stage, reason = rng.choice([("mqtt-bridge", "bad_json"), ("mqtt-bridge", "iot_rule"), ("telemetry-pipeline", "out_of_range"),
                                     ("hot-store", "hot_store_rejected")])
         at = NOW_MS - rng.randrange(0, 3_600_000)

@@ -6,7 +6,15 @@ import pytest
 
 from device_sim.fleet_model import Fleet, FleetSpec
 from udfs import telemetry_schema as schema
-from udfs.telemetry_schema import Rejection, ValidationPolicy, decode, encode, parse, parse_timestamp_ms, validate
+from udfs.telemetry_schema import (
+    Rejection,
+    ValidationPolicy,
+    decode,
+    encode,
+    parse,
+    parse_timestamp_ms,
+    validate,
+)
 
 NOW_MS = parse_timestamp_ms("2025-01-15T15:00:00.000Z")
 

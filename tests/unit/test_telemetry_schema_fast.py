@@ -19,7 +19,7 @@ import math
 import random
 import re
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
@@ -594,7 +594,7 @@ def test_fast_checks_agree_with_the_live_rules_table():
     def same_as_rules(event):
         assert outcome(schema.validate, event, DEFAULT_POLICY, NOW_MS) == outcome(schema._validate_rules, event, DEFAULT_POLICY, NOW_MS), event
 
-    for section, name, path, kind, low, high, required in schema._FIELD_RULES:
+    for section, name, _path, kind, low, high, _required in schema._FIELD_RULES:
         if kind == schema._NUMBER:
             values = [low, high, math.nextafter(low, -math.inf), math.nextafter(high, math.inf), (low + high) / 2, int(low), int(high)]
         else:
@@ -678,7 +678,7 @@ def test_parse_timestamp_ms_where_float_seconds_lose_a_millisecond():
     inexact = 0
     for base_s in (2**30, 2**31, 2**40 // 1000, 2**41 // 1000, 2**39 // 1000, 0, -(2**30), 1_736_951_538):
         for offset in (-1, 0, 1):
-            start = datetime.fromtimestamp(base_s + offset, tz=timezone.utc)
+            start = datetime.fromtimestamp(base_s + offset, tz=UTC)
             for millis in range(1000):
                 value = start.strftime("%Y-%m-%dT%H:%M:%S") + f".{millis:03d}Z"
                 result = same_timestamp(value)

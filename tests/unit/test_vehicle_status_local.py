@@ -4,16 +4,21 @@ from __future__ import annotations
 
 import random
 import sqlite3
-from contextlib import closing
 import threading
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from connectors.hot_store import StoreConfig, TelemetryPoint, VehicleStatus, open_status_store
+from connectors.hot_store import (
+    StoreConfig,
+    TelemetryPoint,
+    VehicleStatus,
+    newest_per_vehicle,
+    open_status_store,
+)
 from connectors.hot_store_local import LocalHotStore
-from connectors.hot_store import newest_per_vehicle
 from connectors.vehicle_status_local import LocalVehicleStatusStore
 
 
