@@ -1,7 +1,7 @@
 """Read the lake's Delta tables with Apache Spark, to show that any Delta reader opens what
 delta-rs wrote — not only delta-rs itself.
 
-Spark and its Delta Lake package live in a side venv of their own (fleet.side_venv: their pins
+Spark and its Delta Lake package live in a side venv of their own (infra.side_venv: their pins
 clash with PyFlink's), created on first use from PyPI. `lake/spark_read.py` runs there, with a Java
 Spark 3.5 supports; the Delta jars come from Maven Central through Ivy into ~/.ivy2 (cached across
 runs). Spark writes each table's rows as Parquet, which this side reads back with pyarrow."""
@@ -20,7 +20,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from fleet.side_venv import clean_env, ensure_side_venv
+from infra.side_venv import clean_env, ensure_side_venv
 
 VENV_NAME = "spark-venv"
 # Spark 3.5 (Scala 2.12) ↔ Delta Lake 3.3: the last Delta line built for Spark 3.5. Spark 4 needs

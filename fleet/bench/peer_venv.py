@@ -1,12 +1,12 @@
 """The peer's own venv: Quix Streams pins its own confluent-kafka and rocksdict, which must not meet
-PyFlink's pins in the project venv. A side venv (fleet.side_venv): created on demand, from PyPI only,
+PyFlink's pins in the project venv. A side venv (infra.side_venv): created on demand, from PyPI only,
 reused while its requirements stay the same and it still imports them."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fleet.side_venv import default_folder, ensure_side_venv, run
+from infra.side_venv import default_folder, ensure_side_venv, run
 
 NAME = "peer-venv"
 # 3.28 is the version the issue's figures came from; orjson and geohash2 are what the pure udfs/

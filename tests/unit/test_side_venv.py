@@ -1,4 +1,4 @@
-"""fleet.side_venv on a real venv and a wheel built here (no registry): installed once, reused while
+"""infra.side_venv on a real venv and a wheel built here (no registry): installed once, reused while
 its marker matches and it imports, re-created when it no longer does — and the import check is not
 fooled by our PYTHONPATH (the bug a Flink environment caused: pip and the check saw the project
 venv's packages)."""
@@ -9,7 +9,7 @@ import zipfile
 
 import pytest
 
-from fleet.side_venv import MARKER, clean_env, ensure_side_venv, run
+from infra.side_venv import MARKER, clean_env, ensure_side_venv, run
 
 MODULE = "fleet_side_probe"
 
