@@ -16,20 +16,20 @@ Expected outputs are computed while producing, with the same pure functions the 
 from __future__ import annotations
 
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import orjson
 
 from connectors.kafka_clients import make_producer
-from connectors.kafka_topics import admin_client, ensure_topics
+from connectors.kafka_topics import TopicSpec, admin_client, ensure_topics
 from connectors.vehicle_registry_topic import publish_registry
 from device_sim.defects import with_defects
 from device_sim.fleet_model import Fleet, FleetSpec
 from device_sim.kafka_output import key_and_payload, produce_events
 from device_sim.registry import registry_records
-from connectors.kafka_topics import TopicSpec
 from udfs.alert_rules import AlertPolicy, VehicleAlertState, on_event
 from udfs.telemetry_schema import Rejection, format_timestamp_ms, parse_timestamp_ms, validate
 

@@ -322,7 +322,7 @@ def markdown_section(result: dict, host: dict, command: str, json_path: Path) ->
         "| " + " | ".join("---" for _ in HEADER) + " |",
         *("| " + " | ".join(r) + " |" for r in table_rows(result)),
         "",
-        f"| target | measured | met |", "| --- | --- | --- |",
+        "| target | measured | met |", "| --- | --- | --- |",
         f"| Silver ≥ 2,000,000 rows/s/core | {steps['silver']['rows_per_core_s']:,} | {met('silver')} |",
         f"| Gold ≥ 2,000,000 rows/s/core | {steps['gold']['rows_per_core_s']:,} | {met('gold')} |",
         "",

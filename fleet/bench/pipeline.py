@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
+from connectors.kafka_topics import TopicSpec
 from fleet.bench.checks import StageOutcome, check_alerts, check_limit, check_pipeline
 from fleet.bench.cpu import machine_busy_seconds
 from fleet.bench.input import BenchInput, InputSpec, preload
@@ -32,7 +34,6 @@ from fleet.bench.output import OUTPUT_TOPIC_CONFIGS
 from fleet.bench.stages import StageRun, run_flink_cluster, run_flink_local, run_process
 from fleet.bench.state import SMOKE_STATE, StatePlan, measure_state
 from fleet.bench.sustained import SMOKE_SUSTAINED, SustainedPlan, run_sustained
-from connectors.kafka_topics import TopicSpec
 from fleet.config import PlatformConfig
 from infra.flink_cluster import PROJECT_ROOT, FlinkCluster
 from infra.manager import LocalInfra

@@ -78,8 +78,7 @@ def run_sim_benchmark(
 ) -> dict[str, Any]:
     """Stream `vehicles` in real time for `warmup_s` + `seconds` into Kafka; measure CPU over the last
     `seconds`. Returns (and prints, and writes as JSON) the figures."""
-    from connectors.kafka_topics import admin_client, delete_topics, ensure_topics
-    from connectors.kafka_topics import TopicSpec
+    from connectors.kafka_topics import TopicSpec, admin_client, delete_topics, ensure_topics
     from fleet.config import load_config
 
     say = (lambda *_: None) if quiet else (lambda line: print(line, flush=True))

@@ -17,8 +17,9 @@ pure functions (udfs): the failure harness compares the sinks against this, reco
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from device_sim.kafka_output import key_and_payload
 from udfs.alert_rules import AlertPolicy, VehicleAlertState, on_event, on_silence

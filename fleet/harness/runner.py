@@ -22,10 +22,11 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from fleet.config import PlatformConfig, load_config
 from fleet.harness.expectations import Expectation, expect

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from fleet.cli import app as cli
 from fleet.bench.pipeline import SMOKE, STAGES
+from fleet.cli import app as cli
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1_200)]
 

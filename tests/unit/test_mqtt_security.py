@@ -12,8 +12,16 @@ import time
 import pytest
 
 from infra.mqtt_security import (
-    BRIDGE_USERNAME, DEFAULT_ITERATIONS, acl_text, bridge_password, derived_salt, password_file_text,
-    password_hash, vehicle_password, verify_password, write_security,
+    BRIDGE_USERNAME,
+    DEFAULT_ITERATIONS,
+    acl_text,
+    bridge_password,
+    derived_salt,
+    password_file_text,
+    password_hash,
+    vehicle_password,
+    verify_password,
+    write_security,
 )
 
 SECRET = "unit-test-fleet-secret-0123456789"

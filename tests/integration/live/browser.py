@@ -7,8 +7,8 @@ explicitly keeps it from ever running (no internet on these machines, and CI mus
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
