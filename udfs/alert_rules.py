@@ -27,8 +27,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any, Final
 
+from edge_agent.wire import format_timestamp_ms
 from udfs.geohash import zone_id as zone_of
-from udfs.telemetry_schema import format_timestamp_ms
 
 LOW_BATTERY: Final = "low_battery"
 GEOFENCE_EXIT: Final = "geofence_exit"
@@ -60,6 +60,10 @@ class AlertPolicy:
             raise ValueError("offline_after_s must be > 0")
 
 
+# VehicleAlertState's fields in order: the four episode/event times (ms), then last lat and lon.
+AlertStateTuple = tuple[int | None, int | None, int | None, int | None, float | None, float | None]
+
+
 @dataclass(frozen=True)
 class VehicleAlertState:
     """What one vehicle's rules remember. Episode starts are event times in ms, None when closed."""
@@ -71,14 +75,15 @@ class VehicleAlertState:
     last_lat: float | None = None
     last_lon: float | None = None
 
-    def to_tuple(self) -> tuple:
+    def to_tuple(self) -> AlertStateTuple:
         return (
             self.battery_episode_ms, self.outside_since_ms, self.offline_since_ms,
             self.last_event_ms, self.last_lat, self.last_lon,
         )
 
     @staticmethod
-    def from_tuple(values: tuple | list | None) -> VehicleAlertState:
+    def from_tuple(values: AlertStateTuple | list[Any] | None) -> VehicleAlertState:
+        """The state from `to_tuple()`'s tuple, or from the list that JSON made of it."""
         return VehicleAlertState(*values) if values else VehicleAlertState()
 
 

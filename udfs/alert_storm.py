@@ -29,8 +29,9 @@ from typing import Any, Final
 
 import orjson
 
+from edge_agent.wire import format_timestamp_ms
 from udfs.alert_rules import SEVERITY
-from udfs.telemetry_schema import format_timestamp_ms, parse_timestamp_ms
+from udfs.telemetry_schema import parse_timestamp_ms
 
 STORM_SUMMARY: Final = "alert_storm"
 NO_ZONE: Final = "-"

@@ -33,18 +33,18 @@ class Verdict(IntEnum):
     BEYOND_HORIZON = 2  # older than every kept time with the set full: kept, not judged
 
 
-def unpack(packed: bytes | None) -> array:
+def unpack(packed: bytes | None) -> array[int]:
     times = array("q")
     if packed:
         times.frombytes(packed)
     return times
 
 
-def pack(times: array) -> bytes:
+def pack(times: array[int]) -> bytes:
     return times.tobytes()
 
 
-def observe(times: array, event_time_ms: int, capacity: int = DEFAULT_CAPACITY) -> Verdict:
+def observe(times: array[int], event_time_ms: int, capacity: int = DEFAULT_CAPACITY) -> Verdict:
     """Judge one event time against `times` (sorted ascending) and remember it if new. In place."""
     count = len(times)
     if count == 0 or event_time_ms > times[-1]:  # the common case: in order

@@ -19,7 +19,8 @@ from typing import Any
 
 import orjson
 
-from udfs.telemetry_schema import Rejection, format_timestamp_ms
+from edge_agent.wire import format_timestamp_ms
+from udfs.telemetry_schema import Rejection
 
 # The schema's default max_payload_bytes: whatever the limit, a record stays far below 1 MB.
 KEEP_BYTES = 131_072
@@ -78,4 +79,5 @@ def original_payload(record: dict[str, Any]) -> bytes:
         )
     if record["payload_encoding"] == "base64":
         return base64.b64decode(record["payload"])
-    return record["payload"].encode("utf-8")
+    payload: str = record["payload"]  # utf-8: the payload is kept as text
+    return payload.encode("utf-8")

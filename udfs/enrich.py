@@ -80,12 +80,23 @@ BRONZE_COLUMNS: Final = (
     ("ingested_at_ms", "bigint"),
 )
 
+# One Bronze row: the Python values of BRONZE_COLUMNS, in that order (None is a null).
+BronzeRow = tuple[
+    int, str, int,  # vehicle_id, timestamp, event_time_ms
+    float, float, float | None, float | None,  # latitude, longitude, altitude, accuracy
+    float, float | None, float | None, float | None, bool | None,  # battery_*
+    float | None, float | None, float | None, float | None, float | None,  # speed_kmh, heading, acceleration_*
+    bool | None, bool | None, str | None,  # locked, in_use, trip_id
+    float | None, str | None, float | None,  # odometer_km, error_codes, last_maintenance_km
+    str, str, int,  # zone_id, vehicle_type, ingested_at_ms
+]
+
 
 def _float(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def bronze_values(enriched: dict[str, Any], event_time_ms: int) -> tuple:
+def bronze_values(enriched: dict[str, Any], event_time_ms: int) -> BronzeRow:
     """Values in BRONZE_COLUMNS order; absent optional fields are nulls."""
     # The usual event has every section and field: read them with [] (no .get calls), plain dicts
     # only. Anything absent, or another shape, is `_bronze_values_sparse`'s (the original code).
@@ -138,7 +149,7 @@ def bronze_values(enriched: dict[str, Any], event_time_ms: int) -> tuple:
     return _bronze_values_sparse(enriched, event_time_ms)
 
 
-def _bronze_values_sparse(enriched: dict[str, Any], event_time_ms: int) -> tuple:
+def _bronze_values_sparse(enriched: dict[str, Any], event_time_ms: int) -> BronzeRow:
     """bronze_values for any shape: optional sections and fields may be absent or null."""
     location = enriched["location"]
     battery = enriched["battery"]

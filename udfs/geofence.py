@@ -32,6 +32,8 @@ import orjson
 
 Position = tuple[float, float]  # (lon, lat)
 Ring = tuple[Position, ...]
+# A polygon edge as Polygon's index keeps it: (y1, y2, min x, max x, x1, x2, ring bit), y1 <= y2.
+Edge = tuple[float, float, float, float, float, float, int]
 
 DEFAULT_SERVICE_AREA = Path(__file__).parent / "data" / "service_area_frankfurt.geojson"
 
@@ -112,7 +114,7 @@ class Polygon:
 
         # Edges as (y1, y2, min x, max x, x1, x2, ring bit), stored bottom-up (y1 <= y2); bit 0 is
         # the exterior, bit i the hole i-1.
-        edges = []
+        edges: list[Edge] = []
         for index, ring in enumerate((exterior, *holes)):
             bit = 1 << index
             for (ax, ay), (bx, by) in zip(ring, ring[1:]):
@@ -135,7 +137,7 @@ class Polygon:
             t = (y - min_y) * scale
             return 0 if t < 0 else (int(t) if t < bands_n else bands_n - 1)
 
-        bands: list[list[tuple]] = [[] for _ in range(bands_n)]
+        bands: list[list[Edge]] = [[] for _ in range(bands_n)]
         for edge in edges:
             for k in range(band(edge[0]), band(edge[1]) + 1):
                 bands[k].append(edge)
@@ -264,7 +266,7 @@ def load_service_area(path: str | Path) -> ServiceArea:
         features = document.get("features")
         if not isinstance(features, list):
             raise ValueError(f"{path}: a FeatureCollection needs a 'features' array")
-        polygons = []
+        polygons: list[Polygon] = []
         for i, feature in enumerate(features):
             found, feature_name = _feature_polygons(feature, f"{path}: feature {i}")
             if found and not polygons:

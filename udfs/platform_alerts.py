@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
+from edge_agent.wire import format_timestamp_ms
 from udfs.alert_rules import alert_id
 from udfs.input_clock import CURRENT
-from udfs.telemetry_schema import format_timestamp_ms
 
 INPUT_STALLED: Final = "input_stalled"
 INPUT_RESTORED: Final = "input_restored"

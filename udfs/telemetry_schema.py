@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Final
@@ -275,6 +276,7 @@ def _over_limit(event: dict[str, Any], policy: ValidationPolicy, raw: Any) -> Re
 def _walk_limits(value: Any, path: str, depth: int, policy: ValidationPolicy) -> Rejection | None:
     if depth > policy.max_depth and type(value) in (dict, list):
         return Rejection(OVER_LIMIT, path or None, f"nested {depth} levels deep; the limit is {policy.max_depth}")
+    items: Iterable[tuple[str, Any]]  # (field name, or "[index]" of a list item; the value)
     if type(value) is dict:
         items = value.items()
     elif type(value) is list:
@@ -319,7 +321,7 @@ def _valid_complete(event: dict[str, Any], policy: ValidationPolicy, now_ms: int
             and (second_ms := _SECOND_MS.get(value[:19])) is not None
             and (millis := _MILLIS_Z.get(value[19:])) is not None
         ):
-            ts_ms = second_ms + millis
+            ts_ms: int | None = second_ms + millis
         else:
             ts_ms = parse_timestamp_ms(value)
         if ts_ms is None or ts_ms < policy.earliest_timestamp_ms:
@@ -416,10 +418,10 @@ def _valid_sparse(event: dict[str, Any], policy: ValidationPolicy, now_ms: int |
     if type(body) is not dict:
         return False
     v = body.get("lat")
-    if not (type(v) in _NUMBERS and -90.0 <= v <= 90.0):
+    if not (v is not None and type(v) in _NUMBERS and -90.0 <= v <= 90.0):
         return False
     v = body.get("lon")
-    if not (type(v) in _NUMBERS and -180.0 <= v <= 180.0):
+    if not (v is not None and type(v) in _NUMBERS and -180.0 <= v <= 180.0):
         return False
     v = body.get("altitude")
     if v is not None and not (type(v) in _NUMBERS and -500.0 <= v <= 9_000.0):
@@ -431,7 +433,7 @@ def _valid_sparse(event: dict[str, Any], policy: ValidationPolicy, now_ms: int |
     if type(body) is not dict:
         return False
     v = body.get("percent")
-    if not (type(v) in _NUMBERS and 0.0 <= v <= 100.0):
+    if not (v is not None and type(v) in _NUMBERS and 0.0 <= v <= 100.0):
         return False
     v = body.get("voltage")
     if v is not None and not (type(v) in _NUMBERS and 0.0 <= v <= 1_000.0):
