@@ -25,7 +25,8 @@ def _mine(name: str, part_prefix: str) -> bool:
 def part_files(base_uri: str, part_prefix: str) -> PartFiles:
     filesystem, base = fs.FileSystem.from_uri(base_uri)
     infos = filesystem.get_file_info(fs.FileSelector(base, recursive=True, allow_not_found=True))
-    committed, hidden = [], []
+    committed: list[str] = []
+    hidden: list[str] = []
     for info in infos:
         if info.type != fs.FileType.File or not _mine(info.base_name, part_prefix):
             continue

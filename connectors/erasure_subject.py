@@ -48,15 +48,18 @@ class ErasureSubject:
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
-    def sql_where(self, time_column: str, *, vehicle_column: str = "vehicle_id", trip_column: str = "trip_id") -> tuple[str, list]:
+    def sql_where(self, time_column: str, *, vehicle_column: str = "vehicle_id", trip_column: str = "trip_id") -> tuple[str, list[str | int]]:
         """(`… AND …` with ? placeholders, parameters): for SQLite and DuckDB."""
-        terms, params = [], []
+        terms: list[str] = []
+        params: list[str | int] = []
         if self.trip_id is not None:
             terms.append(f"{trip_column} = ?")
             params.append(self.trip_id)
-        else:
+        elif self.vehicle_id is not None:
             terms.append(f"{vehicle_column} = ?")
             params.append(self.vehicle_id)
+        else:  # __post_init__ refuses this; a predicate without its subject would erase everyone
+            raise ValueError("erase one trip (trip_id) or one vehicle (vehicle_id), not neither")
         if self.since_ms is not None:
             terms.append(f"{time_column} >= ?")
             params.append(self.since_ms)

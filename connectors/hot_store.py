@@ -188,9 +188,13 @@ def point_from_enriched(enriched: dict[str, Any], time_ms: int | None = None) ->
     motion = enriched.get("motion") or {}
     status = enriched.get("vehicle_status") or {}
     diagnostics = enriched.get("diagnostics") or {}
+    if time_ms is None:
+        time_ms = parse_timestamp_ms(enriched["timestamp"])
+        if time_ms is None:  # enriched events passed validation: their timestamps parse
+            raise ValueError(f"vehicle {enriched['vehicle_id']}: timestamp {enriched['timestamp']!r} does not parse")
     return TelemetryPoint(
         vehicle_id=enriched["vehicle_id"],
-        time_ms=parse_timestamp_ms(enriched["timestamp"]) if time_ms is None else time_ms,
+        time_ms=time_ms,
         zone_id=enriched["zone_id"],
         vehicle_type=enriched["vehicle_type"],
         latitude=float(location["lat"]),

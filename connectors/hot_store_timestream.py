@@ -266,9 +266,11 @@ class TimestreamHotStore:
             kwargs: dict[str, Any] = {"QueryString": sql}
             if next_token:
                 kwargs["NextToken"] = next_token
-            response = call_with_retry(
-                lambda kwargs=kwargs: self.query_client.query(**kwargs), policy=self.retry, what="Timestream Query", sleep=self._sleep
-            )
+
+            def query(kwargs: dict[str, Any] = kwargs) -> Any:
+                return self.query_client.query(**kwargs)
+
+            response = call_with_retry(query, policy=self.retry, what="Timestream Query", sleep=self._sleep)
             points.extend(parse_trace_rows(response))
             next_token = response.get("NextToken")
             if not next_token or (limit is not None and len(points) >= limit):

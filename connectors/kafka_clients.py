@@ -104,8 +104,12 @@ def read_values(
             batch = [m for m in consumer.consume(num_messages=10_000, timeout=0.3) if m.error() is None]
             if batch:
                 # Only up to the end offsets taken at the start: a topic still written to (a live
-                # platform) would otherwise keep the read going, and past "now".
-                values += [m.value() for m in batch if m.offset() < end[m.partition()]]
+                # platform) would otherwise keep the read going, and past "now". A message without
+                # an error has its partition and offset; a tombstone (no value) is not a value.
+                for m in batch:
+                    value, partition, offset = m.value(), m.partition(), m.offset()
+                    if value is not None and partition is not None and offset is not None and offset < end[partition]:
+                        values.append(value)
                 idle_until = time.monotonic() + idle_s
             todo = {tp.partition for tp in consumer.position([TopicPartition(topic, p) for p in todo]) if tp.offset < end[tp.partition]}
     finally:

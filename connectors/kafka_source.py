@@ -64,7 +64,11 @@ class OffsetPosition:
         if self.kind == "latest":
             return KafkaOffsetsInitializer.latest()
         if self.kind == "timestamp":
+            if self.timestamp_ms is None:
+                raise PositionError("position 'timestamp' without a time")
             return KafkaOffsetsInitializer.timestamp(self.timestamp_ms)
+        if self.offsets is None:
+            raise PositionError(f"position {self.kind!r} without offsets")
         return KafkaOffsetsInitializer.offsets({KafkaTopicPartition(topic, p): o for p, o in self.offsets.items()})
 
 

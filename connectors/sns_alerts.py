@@ -101,7 +101,8 @@ class SnsAlertPublisher:
     def publish(self, alert: dict[str, Any]) -> str:
         """Publish one alert; returns SNS's MessageId. Transient errors are retried, then raised."""
         request = {"TopicArn": self.topic_arn, **self._fields(alert)}
-        return call_with_retry(lambda: self.client.publish(**request), policy=self.retry, what="sns publish")["MessageId"]
+        message_id: str = call_with_retry(lambda: self.client.publish(**request), policy=self.retry, what="sns publish")["MessageId"]
+        return message_id
 
     def publish_batch(self, alerts: Sequence[dict[str, Any]]) -> BatchResult:
         """Publish every alert (an id repeated in `alerts` once) in PublishBatch calls of ≤ 10,

@@ -29,7 +29,7 @@ import time
 from pyflink.common import Types, WatermarkStrategy
 from pyflink.common.typeinfo import TypeInformation
 from pyflink.common.watermark_strategy import TimestampAssigner
-from pyflink.datastream import DataStream, KeyedStream
+from pyflink.datastream import DataStream, KeyedStream, OutputTag
 from pyflink.java_gateway import get_gateway
 from pyflink.table import DataTypes, Schema, StreamTableEnvironment
 
@@ -94,7 +94,7 @@ def key_by_first_field(stream: DataStream, key_type: TypeInformation, value_type
     return KeyedStream(j_keyed, value_type, stream)
 
 
-def java_side_output(stream: DataStream, tag) -> DataStream:
+def java_side_output(stream: DataStream, tag: OutputTag) -> DataStream:
     """A side output without the identity map PyFlink's `get_side_output` puts after it (one more
     Python call per record). In thread mode the side output already holds Java objects of the
     tag's type, so Java sinks and the Table API can take it as it is."""
@@ -108,8 +108,8 @@ def discard(stream: DataStream, name: str, uid: str) -> None:
     stream._j_data_stream.sinkTo(sink).name(name).uid(uid)
 
 
-class _NowAsIngestTime(TimestampAssigner):
-    def extract_timestamp(self, value, record_timestamp: int) -> int:
+class _NowAsIngestTime(TimestampAssigner):  # type: ignore[misc]  # pyflink ships no types
+    def extract_timestamp(self, value: bytes, record_timestamp: int) -> int:
         return int(time.time() * 1000)
 
 

@@ -9,24 +9,27 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import Any
 
 import orjson
-from confluent_kafka import TopicPartition
+from confluent_kafka import KafkaError, Message, TopicPartition
 
 from connectors.kafka_clients import end_offsets, make_consumer, make_producer
 from udfs.vehicle_registry import parse_registry_record
 
 
-def publish_registry(bootstrap_servers: str, topic: str, records: Iterable[dict]) -> int:
+def publish_registry(bootstrap_servers: str, topic: str, records: Iterable[dict[str, Any]]) -> int:
     """Key = vehicle_id, so compaction keeps the latest type per vehicle. Returns records acknowledged."""
     producer = make_producer(bootstrap_servers)
-    acknowledged = {"count": 0, "error": None}
+    acknowledged = 0
+    first_error: str | None = None
 
-    def on_delivery(error, _message) -> None:
+    def on_delivery(error: KafkaError | None, _message: Message) -> None:
+        nonlocal acknowledged, first_error
         if error is None:
-            acknowledged["count"] += 1
+            acknowledged += 1
         else:
-            acknowledged["error"] = acknowledged["error"] or str(error)
+            first_error = first_error or str(error)
 
     sent = 0
     for record in records:
@@ -35,8 +38,8 @@ def publish_registry(bootstrap_servers: str, topic: str, records: Iterable[dict]
         if sent % 10_000 == 0:
             producer.poll(0)
     producer.flush(60)
-    if acknowledged["count"] != sent:
-        raise RuntimeError(f"registry: {acknowledged['count']} of {sent} records acknowledged: {acknowledged['error']}")
+    if acknowledged != sent:
+        raise RuntimeError(f"registry: {acknowledged} of {sent} records acknowledged: {first_error}")
     return sent
 
 
@@ -58,11 +61,15 @@ def read_registry_snapshot(bootstrap_servers: str, topic: str, timeout_s: float 
             for message in consumer.consume(num_messages=10_000, timeout=0.5):
                 if message.error() is not None:
                     continue
-                parsed = parse_registry_record(message.value())
+                value, partition, offset = message.value(), message.partition(), message.offset()
+                if partition is None or offset is None:  # a message without an error has both
+                    continue
+                # A tombstone (no value) is no record, as parse_registry_record says of any non-JSON.
+                parsed = parse_registry_record(value) if value is not None else None
                 if parsed is not None:
                     registry[parsed[0]] = parsed[1]
-                if message.offset() + 1 >= remaining.get(message.partition(), 0):
-                    remaining.pop(message.partition(), None)
+                if offset + 1 >= remaining.get(partition, 0):
+                    remaining.pop(partition, None)
     finally:
         consumer.close()
     return registry

@@ -195,10 +195,14 @@ class DynamoDbVehicleStatusStore:
                 scan["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         erased = 0
         for vehicle_id in vehicles:
-            try:
-                self._call(lambda v=vehicle_id: self._client.delete_item(
+
+            def delete(v: int = vehicle_id) -> Any:
+                return self._client.delete_item(
                     TableName=self.table, Key={"vehicle_id": {"N": str(int(v))}}, ConditionExpression=condition, **values_arg,
-                ), "DynamoDB DeleteItem")
+                )
+
+            try:
+                self._call(delete, "DynamoDB DeleteItem")
                 erased += 1
             except ClientError as error:
                 if error_code(error) != "ConditionalCheckFailedException":

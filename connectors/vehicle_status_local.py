@@ -55,7 +55,7 @@ _status_row = operator.attrgetter(*_STATUS_COLUMNS)  # status → row tuple, in 
 
 
 def _status_from_row(row: Sequence[Any]) -> VehicleStatus:
-    values = {
+    values: dict[str, Any] = {  # SQLite's values (untyped), booleans from its 0/1
         column: (None if value is None else bool(value)) if column in _BOOLEAN_COLUMNS else value
         for column, value in zip(_STATUS_COLUMNS, row)
     }
