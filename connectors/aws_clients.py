@@ -1,8 +1,8 @@
 """AWS client plumbing shared by the boto3 backends: the Timestream hot store
 (hot_store_timestream) and the DynamoDB vehicle status table (vehicle_status_dynamodb).
 
-It holds the retry policy and loop (RetryPolicy, is_retryable, call_with_retry), error_code and
-make_client. They live here, not in either store, so both backends retry the same transient errors
+It holds the retry policy (RetryPolicy, is_retryable, call_with_retry on connectors.retry), error_code
+and make_client. They live here, not in either store, so both backends retry the same transient errors
 the same way and build their clients alike (botocore's own retries off, dummy credentials for a
 local endpoint such as moto).
 """
@@ -11,15 +11,18 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+from botocore.exceptions import ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from connectors.aws_residency import check_residency
 from connectors.hot_store import StoreConfig
+from connectors.retry import retry_call
 
 # Dummy credentials for a local endpoint (moto): boto3 must never go looking for real ones there.
 LOCAL_ENDPOINT_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -82,18 +85,11 @@ def call_with_retry(
     """Run `call`, retrying transient AWS errors. After the last attempt the error is raised:
     a sink must fail (and Flink restart from its checkpoint, replaying idempotently) rather than
     drop data."""
-    rng = rng or random.Random()
-    for attempt in range(1, policy.max_attempts + 1):
-        try:
-            return call()
-        except Exception as error:
-            if not is_retryable(error):
-                raise
-            if attempt == policy.max_attempts:
-                error.add_note(f"{what}: gave up after {attempt} attempts")
-                raise
-            sleep(policy.delay_s(attempt, rng))
-    raise AssertionError("unreachable")
+    draw = rng or random.Random()
+    return retry_call(
+        call, retry_if=is_retryable, wait=lambda failed: policy.delay_s(failed, draw),
+        attempts=policy.max_attempts, what=what, sleep=sleep,
+    )
 
 
 def make_client(service: str, config: StoreConfig, *, max_connections: int = 10) -> Any:
@@ -104,7 +100,8 @@ def make_client(service: str, config: StoreConfig, *, max_connections: int = 10)
     kwargs: dict[str, Any] = {
         "region_name": config.region,
         "config": Config(
-            retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30, max_pool_connections=max(10, max_connections),
+            retries={"total_max_attempts": 1}, connect_timeout=5, read_timeout=30,
+            max_pool_connections=max(10, max_connections),
         ),
     }
     if config.endpoint_url:

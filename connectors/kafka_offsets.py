@@ -7,11 +7,14 @@ without a broker. Nothing here joins a group or commits: the probes only read me
 
 from __future__ import annotations
 
-import time
+import functools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable, TypeVar
+from typing import TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from connectors.retry import retry_call
 
 T = TypeVar("T")
 
@@ -23,14 +26,11 @@ _SETTLING = {
 
 def retry_settling(call: Callable[[], T], timeout_s: float) -> T:
     """`call()`, again every 0.2 s while it fails with a settling error, for up to `timeout_s`."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return call()
-        except KafkaException as exc:
-            if exc.args[0].code() not in _SETTLING or time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
+    return retry_call(call, retry_if=_settling, wait=0.2, deadline_s=timeout_s)
+
+
+def _settling(error: BaseException) -> bool:
+    return isinstance(error, KafkaException) and error.args[0].code() in _SETTLING
 
 
 class UnknownTopic(KeyError):
@@ -58,7 +58,7 @@ class OffsetProbe:
             "isolation.level": "read_uncommitted",
         })
 
-    def __enter__(self) -> "OffsetProbe":
+    def __enter__(self) -> OffsetProbe:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -78,8 +78,9 @@ class OffsetProbe:
         """Log start and end of every partition of `topic`, as read now."""
         result = {}
         for partition in self.partitions(topic):
-            low, high = self._retry(lambda p=partition: self._consumer.get_watermark_offsets(
-                TopicPartition(topic, p), timeout=self.timeout_s, cached=False,
+            low, high = self._retry(functools.partial(
+                self._consumer.get_watermark_offsets, TopicPartition(topic, partition),
+                timeout=self.timeout_s, cached=False,
             ))
             result[partition] = LogBounds(low, high)
         return result
@@ -102,15 +103,20 @@ class OffsetProbe:
         return retry_settling(call, self.timeout_s)
 
 
-def committed_offsets(bootstrap_servers: str, group_id: str, topic: str, *, timeout_s: float = 30.0) -> dict[int, int]:
+def committed_offsets(
+    bootstrap_servers: str, group_id: str, topic: str, *, timeout_s: float = 30.0,
+) -> dict[int, int]:
     """What `group_id` has committed on each partition of `topic` (partitions without a commit are
     left out). Reading this commits nothing and does not join the group."""
-    consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": group_id, "enable.auto.commit": False})
+    consumer = Consumer({
+        "bootstrap.servers": bootstrap_servers, "group.id": group_id, "enable.auto.commit": False,
+    })
     try:
         metadata = consumer.list_topics(topic, timeout=timeout_s)
         if topic not in metadata.topics or metadata.topics[topic].error is not None:
             raise UnknownTopic(topic)
         asked = [TopicPartition(topic, p) for p in sorted(metadata.topics[topic].partitions)]
-        return {tp.partition: tp.offset for tp in consumer.committed(asked, timeout=timeout_s) if tp.offset >= 0}
+        committed = consumer.committed(asked, timeout=timeout_s)
+        return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
     finally:
         consumer.close()

@@ -12,6 +12,7 @@ librdkafka's own connection log silenced: the caller says it once, in one line.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from dataclasses import dataclass
@@ -63,24 +64,34 @@ def read_since(
         try:
             metadata = consumer.list_topics(topic, timeout=connect_timeout_s)
         except KafkaException as exc:
-            raise BrokerUnreachable(f"no Kafka broker answers at {bootstrap_servers} ({exc.args[0].str()})") from None
+            raise BrokerUnreachable(
+                f"no Kafka broker answers at {bootstrap_servers} ({exc.args[0].str()})"
+            ) from None
         if topic not in metadata.topics or metadata.topics[topic].error is not None:
             raise UnknownTopic(topic)
         partitions = sorted(metadata.topics[topic].partitions)
-        end = {p: _retry(lambda p=p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=timeout_s, cached=False)[1],
-                         timeout_s) for p in partitions}
-        found = _retry(lambda: consumer.offsets_for_times([TopicPartition(topic, p, since_ms) for p in partitions], timeout=timeout_s), timeout_s)
+        # A topic created a moment ago is in metadata before its partitions answer offset requests.
+        end: dict[int, int] = {}
+        for p in partitions:
+            _low, end[p] = retry_settling(functools.partial(
+                consumer.get_watermark_offsets, TopicPartition(topic, p), timeout=timeout_s, cached=False,
+            ), timeout_s)
+        asked = [TopicPartition(topic, p, since_ms) for p in partitions]
+        found = retry_settling(lambda: consumer.offsets_for_times(asked, timeout=timeout_s), timeout_s)
         # -1: no record at or after the time, so nothing of that partition is read.
         start = {tp.partition: end[tp.partition] if tp.offset < 0 else tp.offset for tp in found}
         wanted = [p for p in partitions if start[p] < end[p]]
-        values, complete = _consume(consumer, topic, wanted, start, end, idle_s=idle_s, deadline=time.monotonic() + timeout_s)
+        values, complete = _consume(
+            consumer, topic, wanted, start, end, idle_s=idle_s, deadline=time.monotonic() + timeout_s,
+        )
         return TopicRead(tuple(values), start, end, complete)
     finally:
         consumer.close()
 
 
 def _consume(
-    consumer: Consumer, topic: str, partitions: list[int], start: dict[int, int], end: dict[int, int], *, idle_s: float, deadline: float,
+    consumer: Consumer, topic: str, partitions: list[int], start: dict[int, int], end: dict[int, int], *,
+    idle_s: float, deadline: float,
 ) -> tuple[list[bytes], bool]:
     if not partitions:
         return [], True
@@ -105,8 +116,3 @@ def _consume(
             if tp.offset >= end[tp.partition]:
                 open_partitions.discard(tp.partition)
     return values, not open_partitions
-
-
-def _retry(call, timeout_s: float):
-    """A topic created a moment ago is in metadata before its partitions answer offset requests."""
-    return retry_settling(call, timeout_s)

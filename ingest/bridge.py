@@ -73,6 +73,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from connectors.kafka_clients import producer_config
+from connectors.retry import exponential, retry_call
 from udfs.dlq import dlq_record, encode_dlq_record
 from udfs.telemetry_schema import DEFAULT_POLICY, Rejection, ValidationPolicy, decode, validate
 
@@ -87,6 +88,11 @@ IOT_RULE_SQL = "battery.percent >= 0 AND location.lat IS NOT NULL"
 
 class BridgeError(RuntimeError):
     """The bridge cannot run: the broker refused its credentials or its subscription."""
+
+
+class _NotSubscribed(Exception):
+    """A connection attempt ended without a subscription (no CONNACK/SUBACK in time, or the
+    connection closed first): tried again, like a refused TCP connection."""
 
 
 @dataclass(frozen=True)
@@ -558,25 +564,32 @@ class MqttKafkaBridge:
             self._turn()
 
     def _connect_with_retry(self) -> None:
-        delay = 0.2
-        while not self._stop.is_set():
-            try:
-                if not self._connect_called:
-                    self._connect_called = True
-                    self._client.connect(
-                        self.config.mqtt_host, self.config.mqtt_port, keepalive=self.config.keepalive_s,
-                        clean_start=False, properties=self._connect_properties(),
-                    )
-                else:
-                    self._client.reconnect()
-                    self.reconnects += 1
-                self._await_connack()
-                if self._subscribed:
-                    return
-            except OSError as exc:
-                self.last_error = f"mqtt connect to {self.config.mqtt_host}:{self.config.mqtt_port} failed: {exc}"
-            self._stop.wait(delay)
-            delay = min(delay * 2, self.config.reconnect_max_delay_s)
+        """Connect and subscribe, backing off 0.2 s, 0.4 s, … up to reconnect_max_delay_s between
+        tries, until subscribed or stopped (a stop cuts the wait short)."""
+        retry_call(
+            self._connect_once, retry_if=lambda error: isinstance(error, (OSError, _NotSubscribed)),
+            wait=exponential(0.2, self.config.reconnect_max_delay_s), sleep=lambda s: self._stop.wait(s),
+        )
+
+    def _connect_once(self) -> None:
+        if self._stop.is_set():
+            return
+        try:
+            if not self._connect_called:
+                self._connect_called = True
+                self._client.connect(
+                    self.config.mqtt_host, self.config.mqtt_port, keepalive=self.config.keepalive_s,
+                    clean_start=False, properties=self._connect_properties(),
+                )
+            else:
+                self._client.reconnect()
+                self.reconnects += 1
+            self._await_connack()
+        except OSError as exc:
+            self.last_error = f"mqtt connect to {self.config.mqtt_host}:{self.config.mqtt_port} failed: {exc}"
+            raise
+        if not self._subscribed:
+            raise _NotSubscribed
 
     def _shutdown(self, timeout_s: float) -> None:
         """Unsubscribe (no new messages are routed to us), settle every pending write and ack it,

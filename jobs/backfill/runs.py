@@ -20,9 +20,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Iterable, Mapping
 
 from jobs.backfill.ranges import BackfillError, ResolvedRange
 
@@ -95,17 +95,17 @@ class Manifest:
     def resolved_ranges(self) -> dict[int, tuple[int, int]]:
         return {int(p): (r[0], r[1]) for p, r in self.resolved.items()}
 
-    def with_attempt(self, attempt: Attempt) -> "Manifest":
+    def with_attempt(self, attempt: Attempt) -> Manifest:
         return replace(self, state="running", finished_at=None, attempts=(*self.attempts, attempt))
 
-    def with_current(self, **changes: object) -> "Manifest":
+    def with_current(self, **changes: object) -> Manifest:
         return replace(self, attempts=(*self.attempts[:-1], replace(self.attempt, **changes)))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
 
     @staticmethod
-    def from_json(text: str) -> "Manifest":
+    def from_json(text: str) -> Manifest:
         raw = json.loads(text)
         raw["sinks"] = tuple(raw["sinks"])
         raw["attempts"] = tuple(Attempt(**{**a, "sinks": tuple(a["sinks"])}) for a in raw["attempts"])
@@ -287,15 +287,13 @@ def inspect_checkpoints(uri: str) -> CheckpointFolder:
 def remove_dir(uri: str, attempts: int = 20) -> None:
     """Flink's checkpoint cleaner may still be removing subsumed checkpoints of a job that just
     finished: a file vanishing under the walk is retried, not an error."""
-    import time
+    from connectors.retry import retry_call
 
     fs, filesystem, base = _filesystem(uri)
-    for attempt in range(attempts):
-        try:
-            if filesystem.get_file_info(base).type == fs.FileType.Directory:
-                filesystem.delete_dir(base)
-            return
-        except FileNotFoundError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.1)
+
+    def remove() -> None:
+        if filesystem.get_file_info(base).type == fs.FileType.Directory:
+            filesystem.delete_dir(base)
+
+    retry_call(remove, retry_if=lambda error: isinstance(error, FileNotFoundError), wait=0.1,
+               attempts=attempts)
