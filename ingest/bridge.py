@@ -7,7 +7,8 @@ For each message: decode; the seed's rule `battery.percent >= 0 AND location.lat
 (reason `iot_rule`); the full schema (`udfs.telemetry_schema`); and the topic's vehicle id must be
 the payload's (reason `vehicle_id_mismatch`: the broker's ACL pins a vehicle to its own topic, this
 pins the payload to the topic). Accepted payloads go to the telemetry topic unchanged, keyed by
-the vehicle id; rejected ones become DLQ records (`udfs.dlq`, stage "mqtt-bridge").
+the vehicle id; rejected ones become DLQ records (`udfs.dlq`, stage "mqtt-bridge"). The checks
+are ingest/rules.py (pure functions), the settings ingest/settings.py; this module is the event loop.
 
 **At least once, acknowledged after Kafka.** The subscription uses manual acknowledgement: a
 message is PUBACKed only in the Kafka delivery callback, after the broker confirmed the write
@@ -65,8 +66,7 @@ import socket
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -74,16 +74,14 @@ from paho.mqtt.properties import Properties
 
 from connectors.kafka_clients import producer_config
 from connectors.retry import exponential, retry_call
+from ingest.rules import check_message, topic_vehicle_id
+from ingest.settings import BridgeConfig
 from udfs.dlq import dlq_record, encode_dlq_record
-from udfs.telemetry_schema import DEFAULT_POLICY, Rejection, ValidationPolicy, decode, validate
+from udfs.telemetry_schema import DEFAULT_POLICY, Rejection, ValidationPolicy
 
 log = logging.getLogger("ingest.bridge")
 
 STAGE = "mqtt-bridge"
-IOT_RULE = "iot_rule"
-VEHICLE_ID_MISMATCH = "vehicle_id_mismatch"
-BRIDGE_REASONS = (IOT_RULE, VEHICLE_ID_MISMATCH)
-IOT_RULE_SQL = "battery.percent >= 0 AND location.lat IS NOT NULL"
 
 
 class BridgeError(RuntimeError):
@@ -94,103 +92,6 @@ class _NotSubscribed(Exception):
     """A connection attempt ended without a subscription (no CONNACK/SUBACK in time, or the
     connection closed first): tried again, like a refused TCP connection."""
 
-
-@dataclass(frozen=True)
-class BridgeConfig:
-    bootstrap_servers: str
-    telemetry_topic: str
-    dlq_topic: str
-    mqtt_host: str = "127.0.0.1"
-    mqtt_port: int = 1883
-    username: str | None = None
-    password: str | None = field(default=None, repr=False)
-    group: str = "telemetry-bridge"
-    # Stable per bridge instance (e.g. a StatefulSet ordinal): the broker keeps this client's
-    # unacknowledged messages in its session and resends them when the same id reconnects.
-    client_id: str = field(default_factory=lambda: f"telemetry-bridge-{socket.gethostname()}")
-    topic_filter: str = "telemetry/+"
-    receive_maximum: int = 1_000  # in-flight window announced to the broker (MQTT v5 Receive Maximum)
-    max_in_flight: int = 10_000  # what the bridge holds unacknowledged at most (see module doc)
-    session_expiry_s: int = 3_600  # how long the broker keeps our session (and its messages) after a drop
-    keepalive_s: int = 30
-    delivery_timeout_ms: int = 120_000  # librdkafka message.timeout.ms: then the write counts as failed
-    resync_min_interval_s: float = 1.0  # at most one resync per interval (e.g. while Kafka stays down)
-    reconnect_max_delay_s: float = 10.0
-    producer_overrides: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def subscription(self) -> str:
-        return f"$share/{self.group}/{self.topic_filter}"
-
-    def __post_init__(self) -> None:
-        if not 0 < self.receive_maximum <= 65_535:
-            raise ValueError("receive_maximum must be in 1..65535")
-        if self.max_in_flight < self.receive_maximum:
-            raise ValueError("max_in_flight must be >= receive_maximum")
-        if any(c in self.group for c in "/+#") or not self.group:
-            raise ValueError(f"share group {self.group!r} must be a non-empty name without / + #")
-
-
-def bridge_config(config: Any, **overrides: Any) -> BridgeConfig:
-    """BridgeConfig from a PlatformConfig (Kafka address, topic names, the local MQTT port)."""
-    values: dict[str, Any] = {
-        "bootstrap_servers": config.kafka.bootstrap_servers,
-        "telemetry_topic": config.kafka.topic("telemetry").name,
-        "dlq_topic": config.kafka.topic("dlq").name,
-        "mqtt_host": config.infra.host,
-        "mqtt_port": config.infra.mqtt_port,
-    }
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    return BridgeConfig(**values)
-
-
-# --- the rule and the checks: pure functions -----------------------------------------------------
-
-
-def iot_rule(event: dict[str, Any]) -> Rejection | None:
-    """The seed's IoT Core rule, `WHERE battery.percent >= 0 AND location.lat IS NOT NULL`.
-
-    Read as intended: a missing lat fails too (in IoT SQL a missing attribute is Undefined, which
-    `IS NOT NULL` would let through), and only a number compares with 0.
-    """
-    battery = event.get("battery")
-    percent = battery.get("percent") if isinstance(battery, dict) else None
-    if type(percent) not in (int, float) or not percent >= 0:
-        return Rejection(IOT_RULE, "battery.percent", f"fails the ingest rule {IOT_RULE_SQL}: battery.percent is {percent!r}")
-    location = event.get("location")
-    if not isinstance(location, dict) or location.get("lat") is None:
-        return Rejection(IOT_RULE, "location.lat", f"fails the ingest rule {IOT_RULE_SQL}: location.lat is null or missing")
-    return None
-
-
-def topic_vehicle_id(topic: str) -> str:
-    """The `{vehicle_id}` of `telemetry/{vehicle_id}`, as text."""
-    return topic.rpartition("/")[2]
-
-
-def check_message(
-    topic: str, payload: bytes, policy: ValidationPolicy = DEFAULT_POLICY, now_ms: int | None = None
-) -> dict[str, Any] | Rejection:
-    """One MQTT message → the event to forward, or why not: JSON, the rule, the schema, the topic."""
-    decoded = decode(payload, policy)
-    if isinstance(decoded, Rejection):
-        return decoded
-    rejected = iot_rule(decoded)
-    if rejected is not None:
-        return rejected
-    event = validate(decoded, policy, now_ms, payload)
-    if isinstance(event, Rejection):
-        return event
-    from_topic = topic_vehicle_id(topic)
-    if str(event["vehicle_id"]) != from_topic:
-        return Rejection(
-            VEHICLE_ID_MISMATCH, "vehicle_id",
-            f"payload vehicle_id {event['vehicle_id']} was published on {topic} (vehicle {from_topic!r})",
-        )
-    return event
-
-
-# --- the bridge ------------------------------------------------------------------------------------
 
 _PENDING, _CONFIRMED = 0, 1
 

@@ -65,7 +65,8 @@ def format_stats(stats: dict[str, Any]) -> str:
 
 def run_from_args(config: Any, args: argparse.Namespace, environ: dict[str, str] | None = None) -> int:
     """Run the bridge from a PlatformConfig and parsed flags until a signal stops it."""
-    from ingest.bridge import BridgeError, MqttKafkaBridge, bridge_config
+    from ingest.bridge import BridgeError, MqttKafkaBridge
+    from ingest.settings import bridge_config
 
     environ = os.environ if environ is None else environ
     host, port = args.mqtt if args.mqtt else (None, None)

@@ -34,9 +34,10 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -203,6 +204,6 @@ def _handler(server: BridgeMetricsServer) -> type[BaseHTTPRequestHandler]:
 
 def serve_bridge_metrics(bridge: Any, host: str, port: int, **options: Any) -> BridgeMetricsServer:
     """Serve a MqttKafkaBridge's metrics and health on host:port."""
-    from ingest.bridge import BRIDGE_REASONS
+    from ingest.rules import BRIDGE_REASONS
 
     return BridgeMetricsServer(bridge.stats, host, port, reasons=BRIDGE_REASONS, **options)

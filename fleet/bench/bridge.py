@@ -26,8 +26,9 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -173,11 +174,11 @@ def run_bridge_benchmark(
     """Measure the bridge draining a backlog of `messages`; see the module doc. `config` is a
     PlatformConfig (Kafka address, topic partitions, run folder)."""
     from connectors.kafka_clients import end_offsets
-    from connectors.kafka_topics import admin_client, ensure_topics
-    from ingest.bridge import BridgeConfig, MqttKafkaBridge
+    from connectors.kafka_topics import TopicSpec, admin_client, ensure_topics
     from device_sim.fleet_model import Fleet, FleetSpec
-    from connectors.kafka_topics import TopicSpec
     from infra.manager import LocalInfra
+    from ingest.bridge import MqttKafkaBridge
+    from ingest.settings import BridgeConfig
     from udfs.telemetry_schema import encode
 
     if config.kafka.bootstrap_servers == config.infra.kafka_address:

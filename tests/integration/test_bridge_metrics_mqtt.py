@@ -12,10 +12,17 @@ import orjson
 import paho.mqtt.client as mqtt
 import pytest
 
-from ingest.metrics import KAFKA_DELIVERY_FAILING, KAFKA_WRITES_STALLED, MQTT_DISCONNECTED, serve_bridge_metrics
 from connectors.kafka_clients import end_offsets
-from ingest.bridge import IOT_RULE, VEHICLE_ID_MISMATCH, BridgeConfig, MqttKafkaBridge
 from infra.process import free_port
+from ingest.bridge import MqttKafkaBridge
+from ingest.metrics import (
+    KAFKA_DELIVERY_FAILING,
+    KAFKA_WRITES_STALLED,
+    MQTT_DISCONNECTED,
+    serve_bridge_metrics,
+)
+from ingest.rules import IOT_RULE, VEHICLE_ID_MISMATCH
+from ingest.settings import BridgeConfig
 from tests.metrics_text import get, poll, scrape, value
 from udfs.telemetry_schema import format_timestamp_ms
 

@@ -15,22 +15,25 @@ import itertools
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import orjson
 import paho.mqtt.client as mqtt
 import pytest
 
 from connectors.kafka_clients import make_consumer
-from ingest.bridge import (
-    IOT_RULE, VEHICLE_ID_MISMATCH, BridgeConfig, MqttKafkaBridge, check_message, iot_rule,
-)
 from infra.mosquitto import MosquittoBroker
 from infra.mqtt_security import (
-    BRIDGE_USERNAME, bridge_password, vehicle_password, write_security,
+    BRIDGE_USERNAME,
+    bridge_password,
+    vehicle_password,
+    write_security,
 )
 from infra.process import free_port
+from ingest.bridge import MqttKafkaBridge
+from ingest.rules import IOT_RULE, VEHICLE_ID_MISMATCH, check_message, iot_rule
+from ingest.settings import BridgeConfig
 from udfs.dlq import original_payload
 from udfs.telemetry_schema import Rejection, ValidationPolicy, format_timestamp_ms
 
@@ -376,8 +379,7 @@ def private_kafka(tmp_path: Path):
 
 
 def test_kafka_outage_loses_nothing(private_kafka, secured_mqtt):
-    from connectors.kafka_topics import admin_client, ensure_topics
-    from connectors.kafka_topics import TopicSpec
+    from connectors.kafka_topics import TopicSpec, admin_client, ensure_topics
 
     bootstrap = private_kafka.address
     telemetry, dlq = "outage-telemetry", "outage-dlq"
