@@ -102,12 +102,17 @@ def _consume(
     while open_partitions and time.monotonic() < min(idle_until, deadline):
         batch = consumer.consume(num_messages=10_000, timeout=0.3)
         for message in batch:
-            if message.error() is not None:
-                if message.error().fatal():
-                    raise KafkaException(message.error())
+            error = message.error()
+            if error is not None:
+                if error.fatal():
+                    raise KafkaException(error)
                 continue
-            if message.offset() < end[message.partition()]:  # later records arrived after the read began
-                values.append(message.value())
+            offset, partition, value = message.offset(), message.partition(), message.value()
+            # A consumed record has an offset and a partition; a tombstone has no value to report.
+            if offset is None or partition is None or value is None:
+                continue
+            if offset < end[partition]:  # later records arrived after the read began
+                values.append(value)
         if batch:
             idle_until = time.monotonic() + idle_s
         # The position passes commit markers only with the next fetch, so it is asked for, not
