@@ -7,10 +7,11 @@ the same partition whether a Python bridge or a Java/Flink producer wrote them.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Producer
+from confluent_kafka import Consumer, Producer
 
 
 def producer_config(bootstrap_servers: str, **overrides: Any) -> dict[str, Any]:
@@ -48,18 +49,15 @@ def make_consumer(bootstrap_servers: str, group_id: str, **overrides: Any) -> Co
     return Consumer(consumer_config(bootstrap_servers, group_id, **overrides))
 
 
-_SETTLING = {
-    KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
-}
-
-
 def end_offsets(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> dict[int, int]:
     """High watermark (next offset to be written) of every partition of `topic`.
 
     Retries while leadership settles: a topic created a moment ago is in metadata before its
     partitions answer offset requests.
     """
-    from confluent_kafka import KafkaException, TopicPartition
+    from confluent_kafka import TopicPartition
+
+    from connectors.kafka_offsets import retry_settling
 
     consumer = Consumer({"bootstrap.servers": bootstrap_servers, "group.id": "fleet-telemetry-offsets-probe", "enable.auto.commit": False})
     deadline = time.monotonic() + timeout_s
@@ -69,14 +67,10 @@ def end_offsets(bootstrap_servers: str, topic: str, timeout_s: float = 30.0) -> 
             raise KeyError(f"topic {topic!r} does not exist on {bootstrap_servers}")
         result = {}
         for partition in metadata.topics[topic].partitions:
-            while True:
-                try:
-                    _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=timeout_s)
-                    break
-                except KafkaException as exc:
-                    if exc.args[0].code() not in _SETTLING or time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
+            watermarks = functools.partial(
+                consumer.get_watermark_offsets, TopicPartition(topic, partition), timeout=timeout_s
+            )
+            _low, high = retry_settling(watermarks, timeout_s=max(0.0, deadline - time.monotonic()))
             result[partition] = high
         return result
     finally:

@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from connectors.retry import retry_call
+
 # What SQLite raises for a row it will never take (a value it cannot bind, a constraint): not
 # OperationalError, which is the database's state (locked, full disk) and may pass.
 REFUSED_ROW = (sqlite3.IntegrityError, sqlite3.DataError, sqlite3.InterfaceError, sqlite3.ProgrammingError, OverflowError)
@@ -133,10 +135,9 @@ def _connect(path: str, busy_timeout_ms: int) -> sqlite3.Connection:
 def _enable_wal(conn: sqlite3.Connection, deadline: float) -> str:
     # Switching a new file to WAL can fail with "database is locked" without consulting the busy
     # handler when several subtasks open the same fresh file at once: wait our turn by hand.
-    while True:
-        try:
-            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower()
-        except sqlite3.OperationalError as error:
-            if "locked" not in str(error) or time.monotonic() >= deadline:
-                raise
-            time.sleep(0.01)
+    return retry_call(
+        lambda: str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]).lower(),
+        retry_if=lambda error: isinstance(error, sqlite3.OperationalError) and "locked" in str(error),
+        wait=0.01,
+        deadline_s=max(0.0, deadline - time.monotonic()),
+    )

@@ -66,7 +66,7 @@ _COUNTERS = (  # stats() key → help text; the series is bridge_<key>_total
 class BridgeCollector:
     """A prometheus_client collector that reads the bridge's stats() at scrape time."""
 
-    def __init__(self, stats: Stats, health: "BridgeHealth | None" = None, reasons: tuple[str, ...] = ()):
+    def __init__(self, stats: Stats, health: BridgeHealth | None = None, reasons: tuple[str, ...] = ()):
         self.stats = stats
         self.health = health
         self.reasons = reasons  # always exported (0 until seen), so rate() has a series from the start

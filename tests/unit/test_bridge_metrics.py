@@ -8,10 +8,14 @@ import json
 
 import pytest
 
-from ingest.metrics import (
-    KAFKA_DELIVERY_FAILING, KAFKA_WRITES_STALLED, MQTT_DISCONNECTED, BridgeHealth, BridgeMetricsServer,
-)
 from infra.process import free_port
+from ingest.metrics import (
+    KAFKA_DELIVERY_FAILING,
+    KAFKA_WRITES_STALLED,
+    MQTT_DISCONNECTED,
+    BridgeHealth,
+    BridgeMetricsServer,
+)
 from tests.metrics_text import get, scrape, value
 
 
