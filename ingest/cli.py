@@ -18,9 +18,9 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-from fleet.cli import version
+from fleet.cli import add_common_arguments
 from fleet.cli.exit_codes import ExitCode
-from fleet.config.log_setup import add_logging_arguments, configure_logging
+from fleet.config.log_setup import configure_logging
 
 PASSWORD_ENV = "TELEMETRY_BRIDGE_PASSWORD"
 log = logging.getLogger(__name__)
@@ -118,10 +118,7 @@ def run_from_args(config: Any, args: argparse.Namespace, environ: dict[str, str]
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="telemetry-bridge", description="MQTT → Kafka bridge (replaces the IoT Core rule).")
-    parser.add_argument("--profile", default="local", help="profile name (local, production) or a .toml path")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one config value")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}", help="print the version and exit")
-    add_logging_arguments(parser)
+    add_common_arguments(parser)
     add_arguments(parser)
     return parser
 

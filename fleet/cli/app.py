@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import asdict
 from typing import Any
 
-from fleet.cli import version
+from fleet.cli import add_common_arguments
 from fleet.cli.exit_codes import ExitCode
 from fleet.config import ConfigError, PlatformConfig, load_config
-from fleet.config.log_setup import add_logging_arguments, configure_logging
+from fleet.config.log_setup import configure_logging
 
 log = logging.getLogger(__name__)
 
@@ -291,10 +291,7 @@ def build_parser() -> argparse.ArgumentParser:
     from jobs.job_main import add_position_arguments
 
     parser = argparse.ArgumentParser(prog="telemetry", description="Fleet telemetry platform on Apache Flink.")
-    parser.add_argument("--profile", default="local", help="profile name (local, production) or a .toml path")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one config value")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}", help="print the version and exit")
-    add_logging_arguments(parser)
+    add_common_arguments(parser)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def add(parent: argparse._SubParsersAction, name: str, func: Callable, help_text: str) -> argparse.ArgumentParser:
