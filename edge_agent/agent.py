@@ -208,7 +208,7 @@ class EdgeAgent:
         now = self._clock() if now is None else now
         try:
             reading = self.sensor.read()
-        except Exception as exc:  # noqa: BLE001 - any hardware/driver error: report, retry next interval
+        except Exception as exc:
             self.stats.sensor_errors += 1
             self._sensor_errors_in_a_row += 1
             if not isinstance(exc, SensorUnavailable):

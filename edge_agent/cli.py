@@ -174,7 +174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             previous[signum] = signal.signal(signum, lambda _signum, _frame: agent.stop())
     try:
         stats = agent.run()
-    except Exception as exc:  # noqa: BLE001 - e.g. the disk under the spool failed; the spool is closed
+    except Exception as exc:
         logging.getLogger("edge_agent").exception("the agent stopped on an error")
         print(f"edge-agent: error: {exc}", file=sys.stderr)
         return 1

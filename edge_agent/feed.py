@@ -129,7 +129,7 @@ class SensorFeed:
     def _follow(self) -> None:
         try:
             # Opening a FIFO blocks until the daemon opens it for writing: one more reason for a thread.
-            stream = (self._stdin or sys.stdin.buffer) if self.path == "-" else open(self.path, "rb")  # noqa: SIM115
+            stream = (self._stdin or sys.stdin.buffer) if self.path == "-" else open(self.path, "rb")
         except OSError as exc:
             with self._lock:
                 self._failure = f"cannot open the sensor feed {self.name}: {exc}"

@@ -220,7 +220,7 @@ class FlinkCluster:
     def _request(self, method: str, path: str, body: dict[str, Any] | None = None, timeout_s: float = 10.0) -> Any:
         data = json.dumps(body).encode() if body is not None else None
         request = urllib.request.Request(self.rest_url + path, data=data, method=method, headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
             text = response.read()
         return json.loads(text) if text else {}
 
@@ -333,7 +333,7 @@ class FlinkCluster:
         if savepoint:
             argv += ["--fromSavepoint", savepoint]
         argv += ["-py", str(job_file), "-pyexec", sys.executable, "-pyclientexec", sys.executable, *job_args]
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env={**os.environ, **self.environment()}, cwd=PROJECT_ROOT)  # noqa: S603
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env={**os.environ, **self.environment()}, cwd=PROJECT_ROOT)
         for line in result.stdout.splitlines():
             if "JobID" in line:
                 return line.rsplit(" ", 1)[1].strip()

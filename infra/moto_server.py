@@ -46,7 +46,7 @@ class MotoServer:
         return pid
 
     def _ready(self) -> bool:
-        with urllib.request.urlopen(f"{self.endpoint}/moto-api/data.json", timeout=2) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(f"{self.endpoint}/moto-api/data.json", timeout=2) as response:
             return response.status == 200
 
     def down(self) -> bool:

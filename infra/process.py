@@ -100,7 +100,7 @@ def spawn_logged(argv: Sequence[str], log: Path, *, cwd: Path | None, env: Mappi
     with log.open("ab") as out:
         out.write(f"\n=== start {time.strftime('%Y-%m-%dT%H:%M:%S')} {' '.join(argv)}\n".encode())
         out.flush()
-        return subprocess.Popen(  # noqa: S603 - argv is built by us, never from input
+        return subprocess.Popen(
             list(argv), cwd=cwd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=dict(env),
             start_new_session=True,
         )

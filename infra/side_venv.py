@@ -48,7 +48,7 @@ def clean_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
 def run(python: Path | str, args: Sequence[str], *, env: Mapping[str, str] | None = None,
         **kwargs) -> subprocess.CompletedProcess:
     """`python args…` in `clean_env(env)`; other keywords go to subprocess.run."""
-    return subprocess.run([str(python), *args], env=clean_env(env), **kwargs)  # noqa: S603
+    return subprocess.run([str(python), *args], env=clean_env(env), **kwargs)
 
 
 def _starts(python: Path) -> bool:
@@ -84,7 +84,7 @@ def ensure_side_venv(name: str, requirements: Sequence[str], import_check: str, 
         if damaged or not _starts(python):
             # --clear only over a venv (its pyvenv.cfg there): never empty a folder that is something else.
             clear = ["--clear"] if (folder / "pyvenv.cfg").is_file() else []
-            subprocess.run([base_python(), "-m", "venv", *clear, str(folder)], env=clean_env(), check=True)  # noqa: S603
+            subprocess.run([base_python(), "-m", "venv", *clear, str(folder)], env=clean_env(), check=True)
         marker.unlink(missing_ok=True)  # an interrupted install must not look finished
         # No --index-url: whatever pip is configured with (PyPI by default); quiet but errors shown.
         run(python, ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", *requirements], check=True)

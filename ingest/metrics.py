@@ -186,7 +186,7 @@ class BridgeMetricsServer:
 
 def _handler(server: BridgeMetricsServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             path = self.path.split("?", 1)[0]
             if path == "/metrics":
                 send_body(self, 200, CONTENT_TYPE_LATEST, generate_latest(server.registry))

@@ -94,7 +94,7 @@ def read_with_spark(tables: dict[str, str], out_dir: str | Path, *, ivy_home: st
     log = out_dir / "spark.log"
     with log.open("wb") as err:
         try:
-            result = subprocess.run(argv, env=env, cwd=out_dir, stdout=subprocess.PIPE, stderr=err,  # noqa: S603
+            result = subprocess.run(argv, env=env, cwd=out_dir, stdout=subprocess.PIPE, stderr=err,
                                     timeout=timeout_s, text=True)
         except subprocess.TimeoutExpired as exc:
             raise SparkCheckError(f"Spark did not finish within {timeout_s:.0f}s; {_tail(log)}") from exc

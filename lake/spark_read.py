@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     session_s = time.monotonic() - started
     try:
         report = {"spark_version": spark.version, "delta_spark_version": version("delta-spark"),
-                  "java_version": spark.sparkContext._jvm.java.lang.System.getProperty("java.version"),  # noqa: SLF001
+                  "java_version": spark.sparkContext._jvm.java.lang.System.getProperty("java.version"),
                   "session_s": round(session_s, 1), "tables": {}}
         for name, uri in tables.items():
             report["tables"][name] = read_table(spark, name, uri, args.out)

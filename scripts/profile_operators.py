@@ -35,7 +35,7 @@ from udfs.telemetry_schema import format_timestamp_ms  # noqa: E402
 
 
 class _MapState(dict):
-    def get(self, key):  # noqa: D401 - MapState.get returns None for a missing key
+    def get(self, key):
         return dict.get(self, key)
 
     def put_all(self, values):

@@ -262,7 +262,7 @@ class AlertProbe:
     def start(self) -> None:
         self.reader.start()
         with self.log.open("wb") as err:
-            self.job = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=err, cwd=PROJECT_ROOT)  # noqa: S603
+            self.job = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=err, cwd=PROJECT_ROOT)
 
     def warm_up(self, timeout_s: float) -> bool:
         """One sentinel into every input partition; True once each has raised its alert: the job has

@@ -74,7 +74,7 @@ def run_level(vehicles: int, *, seconds: float, warmup_s: float, folder: Path, b
     started = time.monotonic()
     samples: list[tuple[float, float, dict[str, Any]]] = []  # (monotonic, machine busy s, snapshot)
     with log.open("wb") as out:
-        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,  # noqa: S603
+        proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
         steady_at = None
         window_start = None

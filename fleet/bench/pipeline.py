@@ -272,4 +272,4 @@ def run_pipeline_benchmark(config: PlatformConfig, plan: BenchPlan, *, out: Call
     try:
         return bench.run()
     finally:
-        bench._stop_cluster()  # noqa: SLF001 - also when a stage raised
+        bench._stop_cluster()

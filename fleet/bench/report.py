@@ -81,7 +81,7 @@ def process_table(outcomes: list[StageOutcome]) -> str:
 
 def _first_line(argv: list[str]) -> str:
     try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=30)  # noqa: S603
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=30)
         return (result.stdout or result.stderr).strip().splitlines()[0]
     except (OSError, IndexError, subprocess.SubprocessError):
         return "?"

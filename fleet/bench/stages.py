@@ -60,7 +60,7 @@ def run_process(name: str, argv: Sequence[str], *, broker_pid: int | None, role:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("wb") as err:
         started = time.time()
-        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=err, cwd=PROJECT_ROOT,  # noqa: S603
+        proc = subprocess.Popen(list(argv), stdout=subprocess.PIPE, stderr=err, cwd=PROJECT_ROOT,
                                 env={**os.environ, **(env or {})})
         fixed = {broker_pid: "broker"} if broker_pid else {}
         sampler = CpuSampler(fixed, _tree_roles(proc.pid, role, child_role))
@@ -118,14 +118,14 @@ def run_flink_cluster(name: str, cluster: FlinkCluster, job: str, settings: dict
         if error is not None:
             try:
                 cluster.cancel(job_id)
-            except Exception:  # noqa: BLE001, S110 - already failed or gone
+            except Exception:  # noqa: BLE001 - already failed or gone
                 pass
     return StageRun(name, started, ended, sampler, 0 if error is None else 1, report={"job_id": job_id},
                     checkpoints=checkpoints, error=error)
 
 
 def _checkpoint_stats(cluster: FlinkCluster, job_id: str) -> dict[str, Any]:
-    stats = cluster._get(f"/jobs/{job_id}/checkpoints")  # noqa: SLF001 - the cluster's REST helper
+    stats = cluster._get(f"/jobs/{job_id}/checkpoints")
     summary = stats.get("summary", {})
 
     def pick(metric: str) -> dict[str, Any]:

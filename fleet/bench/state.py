@@ -115,7 +115,7 @@ def rss_mib(pid: int) -> dict[str, float | None]:
 def taskmanager_memory(cluster: FlinkCluster, tm_id: str) -> dict[str, float | None]:
     """Heap, non-heap, direct and managed memory as the TaskManager reports them, MiB (None: not exposed)."""
     names = ",".join(TM_METRICS.values())
-    values = {m["id"]: m.get("value") for m in cluster._get(f"/taskmanagers/{tm_id}/metrics?get={names}")}  # noqa: SLF001
+    values = {m["id"]: m.get("value") for m in cluster._get(f"/taskmanagers/{tm_id}/metrics?get={names}")}
     return {key: round(float(values[name]) / 2**20, 1) if values.get(name) not in (None, "") else None
             for key, name in TM_METRICS.items()}
 
@@ -123,7 +123,7 @@ def taskmanager_memory(cluster: FlinkCluster, tm_id: str) -> dict[str, float | N
 def checkpoint_config(cluster: FlinkCluster, job_id: str) -> dict[str, Any]:
     """What the job checkpoints with, as Flink says (backend, unaligned, …): proof of what was measured."""
     try:
-        info = cluster._get(f"/jobs/{job_id}/checkpoints/config")  # noqa: SLF001
+        info = cluster._get(f"/jobs/{job_id}/checkpoints/config")
     except (OSError, ValueError) as exc:
         return {"error": str(exc)}
     return {k: info.get(k) for k in ("mode", "interval", "state_backend", "checkpoint_storage", "unaligned_checkpoints",
@@ -137,7 +137,7 @@ def checkpoint_breakdown(cluster: FlinkCluster, job_id: str, checkpoint_id: int)
     found = []
     for vertex_id, name in names.items():
         try:
-            detail = cluster._get(f"/jobs/{job_id}/checkpoints/details/{checkpoint_id}/subtasks/{vertex_id}")  # noqa: SLF001
+            detail = cluster._get(f"/jobs/{job_id}/checkpoints/details/{checkpoint_id}/subtasks/{vertex_id}")
         except (OSError, ValueError):
             continue  # gone from the history already, or the vertex had finished
         subtasks = [t for t in detail.get("subtasks", []) if t.get("status") == "completed"]
@@ -192,7 +192,7 @@ class _Job:
         state = cluster.job_state(self.job_id)
         if state in TERMINAL_STATES:
             raise RuntimeError(f"{self.kind}: the job is {state}; exceptions: {cluster.exceptions(self.job_id)[:3]}")
-        stats = cluster._get(f"/jobs/{self.job_id}/checkpoints")  # noqa: SLF001 - the cluster's REST helper
+        stats = cluster._get(f"/jobs/{self.job_id}/checkpoints")
         self.failed_checkpoints = int(stats.get("counts", {}).get("failed", 0))
         # The history holds the last few only (web.checkpoints.history): polled often enough, every
         # checkpoint is seen once it is final.
@@ -254,7 +254,7 @@ def _submit_all(cluster: FlinkCluster, settings_of: dict[str, dict[str, str]], p
 def _taskmanager_of(cluster: FlinkCluster, job_id: str) -> str:
     """The one TaskManager all of the job's tasks run on (one slot each: a job, a TaskManager)."""
     ids = {tm.get("taskmanager-id") for vertex in cluster.job(job_id)["vertices"]
-           for tm in cluster._get(f"/jobs/{job_id}/vertices/{vertex['id']}/taskmanagers")["taskmanagers"]}  # noqa: SLF001
+           for tm in cluster._get(f"/jobs/{job_id}/vertices/{vertex['id']}/taskmanagers")["taskmanagers"]}
     if len(ids) != 1:
         raise RuntimeError(f"job {job_id} runs on {len(ids)} TaskManagers ({', '.join(map(str, ids))}), expected one")
     return str(ids.pop())

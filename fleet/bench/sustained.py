@@ -137,7 +137,7 @@ def run_sustained(config: Any, settings: dict[str, str], input_topic: str, enric
     probes: LatencyProbes | None = None
     produced = 0
     with log.open("wb") as err:
-        job = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=PROJECT_ROOT)  # noqa: S603
+        job = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=err, cwd=PROJECT_ROOT)
         try:
             # Warm-up: one tick of the fleet, and wait until the job has written it (start-up, first checkpoint).
             produced += _send(bootstrap, input_topic, events, plan.vehicles, None).acknowledged

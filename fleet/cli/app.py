@@ -249,7 +249,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from udfs.telemetry_schema import Rejection, parse
 
     policy = _config(args).schema
-    source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
+    source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")
     counts: Counter = Counter()
     rejections: list[dict[str, Any]] = []
     with source:

@@ -66,7 +66,7 @@ def timestream_keys(moto_endpoint: str, database: str, table: str) -> tuple[Coun
     """The records moto's Timestream holds, as Timestream would hold them (timestream_identities)."""
     import urllib.request
 
-    with urllib.request.urlopen(f"{moto_endpoint}/moto-api/data.json", timeout=30) as response:  # noqa: S310 - loopback
+    with urllib.request.urlopen(f"{moto_endpoint}/moto-api/data.json", timeout=30) as response:
         dump = orjson.loads(response.read())
     for candidate in dump.get("timestreamwrite", {}).get("TimestreamTable", []):
         if (candidate["db_name"], candidate["name"]) == (database, table):

@@ -28,7 +28,7 @@ def _call(url: str, body: dict[str, Any] | None = None, timeout_s: float = 10.0)
     request = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET",
                                      headers={"Content-Type": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=timeout_s) as response:  # noqa: S310 - loopback
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
             return json.loads(response.read() or b"null")
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise FlinkRestError(f"{url}: {exc}") from exc

@@ -72,7 +72,7 @@ def test_bronze_probe_reads_committed_files_only_and_counts_repeats(tmp_path: Pa
 def test_alert_probe_wants_exactly_one_low_battery_alert_per_sentinel(tmp_path: Path) -> None:
     probe = AlertProbe(load_config("local", environ={}), {}, "in", "alerts", 2, tmp_path / "log")
     probe.timed_ids = [TIMED_SENTINEL_FIRST_ID + i for i in range(3)]
-    keep = probe.reader._keep  # noqa: SLF001 - the reader's per-record step, fed by hand
+    keep = probe.reader._keep
     for vehicle in (*probe.warmup_ids, *probe.timed_ids[:2], probe.timed_ids[1]):
         keep({"kind": "low_battery", "vehicle_id": vehicle, "ingested_at_ms": 10}, 20, 30)
     keep({"kind": "offline", "vehicle_id": TIMED_SENTINEL_FIRST_ID, "ingested_at_ms": None}, 20, 30)

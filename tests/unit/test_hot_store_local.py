@@ -194,7 +194,7 @@ def test_concurrent_writers_lose_nothing(db_path: str):
         try:
             for batch in range(20):
                 s.write([point(vehicle_id, t0 + batch * 100 + i) for i in range(50)])
-        except BaseException as exc:  # pragma: no cover - reported below
+        except BaseException as exc:  # noqa: BLE001 - a writer thread's error, asserted below  # pragma: no cover
             errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(shared, v)) for v in range(4)]
@@ -281,7 +281,7 @@ def test_many_subtasks_opening_a_fresh_file_at_once(tmp_path: Path):
             barrier.wait()
             try:
                 opened.append(kind(path))
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - an opener thread's error, asserted below
                 errors.append(exc)
 
         threads = [threading.Thread(target=open_one, args=(LocalHotStore if i % 2 else LocalVehicleStatusStore,)) for i in range(8)]

@@ -47,7 +47,7 @@ class RunningPlatform:
         return [str(Path(sys.executable).with_name("telemetry")), *(x for o in self.overrides for x in ("--set", o)), *args]
 
     def cli_run(self, *args: str, timeout_s: float = 120.0) -> subprocess.CompletedProcess:
-        return subprocess.run(self.cli(*args), capture_output=True, text=True, timeout=timeout_s)  # noqa: S603
+        return subprocess.run(self.cli(*args), capture_output=True, text=True, timeout=timeout_s)
 
     def start(self) -> None:
         self.status_file.unlink(missing_ok=True)
@@ -55,7 +55,7 @@ class RunningPlatform:
         with self.log.open("ab") as out:
             out.write(f"\n=== start {self.starts}\n".encode())
             out.flush()
-            self.process = subprocess.Popen(  # noqa: S603
+            self.process = subprocess.Popen(
                 self.cli("live", "--vehicles", str(LIVE_VEHICLES), "--plain", "--print-every-s", "5"),
                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             )
@@ -104,4 +104,4 @@ def live_platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningP
     finally:
         if platform.process is not None and platform.process.poll() is None:
             platform.interrupt()
-        subprocess.run(platform.cli("infra", "down"), capture_output=True, timeout=120)  # noqa: S603 - servers a test left up
+        subprocess.run(platform.cli("infra", "down"), capture_output=True, timeout=120)
