@@ -221,40 +221,30 @@ def tmp_object() -> object:
 
 
 def test_configure_logging_shows_our_info_and_only_other_libraries_warnings():
-    root = logging.getLogger()
-    before = list(root.handlers)
     stream = io.StringIO()
-    try:
-        configure_logging("INFO", stream=stream)
-        logging.getLogger("fleet.cli.app").info("ours")
-        logging.getLogger("py4j.clientserver").info("theirs")
-        logging.getLogger("py4j.clientserver").warning("their warning")
-        messages = [line.split(": ", 1)[1] for line in stream.getvalue().splitlines()]
-        assert messages == ["ours", "their warning"]
-    finally:
-        for h in [h for h in root.handlers if h not in before]:
-            root.removeHandler(h)
+    configure_logging("INFO", stream=stream)
+    logging.getLogger("fleet.cli.app").info("ours")
+    logging.getLogger("py4j.clientserver").info("theirs")
+    logging.getLogger("py4j.clientserver").warning("their warning")
+    messages = [line.split(": ", 1)[1] for line in stream.getvalue().splitlines()]
+    assert messages == ["ours", "their warning"]
 
 
 def test_configure_logging_once_replaces_its_handler_and_sets_the_level():
     root = logging.getLogger()
     before = list(root.handlers)
     stream = io.StringIO()
-    try:
-        configure_logging("INFO", json=False)
-        handler = configure_logging("warning", json=True, stream=stream)
-        assert [h for h in root.handlers if h not in before] == [handler]
-        assert logging.getLogger("fleet").level == logging.WARNING
-        logging.getLogger("fleet.test").info("not shown")
-        logging.getLogger("fleet.test").warning("shown %s", "once", extra={"vehicle_id": 9})
-        lines = stream.getvalue().splitlines()
-        assert len(lines) == 1
-        document = json.loads(lines[0])
-        fields = (document["level"], document["logger"], document["message"], document["vehicle_id"])
-        assert fields == ("WARNING", "fleet.test", "shown once", 9)
-    finally:
-        for h in [h for h in root.handlers if h not in before]:
-            root.removeHandler(h)
+    configure_logging("INFO", json=False)
+    handler = configure_logging("warning", json=True, stream=stream)
+    assert [h for h in root.handlers if h not in before] == [handler]
+    assert logging.getLogger("fleet").level == logging.WARNING
+    logging.getLogger("fleet.test").info("not shown")
+    logging.getLogger("fleet.test").warning("shown %s", "once", extra={"vehicle_id": 9})
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 1
+    document = json.loads(lines[0])
+    fields = (document["level"], document["logger"], document["message"], document["vehicle_id"])
+    assert fields == ("WARNING", "fleet.test", "shown once", 9)
 
 
 def test_log_level_default_comes_from_the_environment(monkeypatch):
