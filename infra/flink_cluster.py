@@ -328,16 +328,24 @@ class FlinkCluster:
     # ---- jobs ------------------------------------------------------------------------------
 
     def submit(self, job_file: Path, job_args: Sequence[str], *, savepoint: str | None = None, timeout_s: float = 180.0) -> str:
-        """`flink run --detached -py <job_file> … -- <job_args>`; returns the job id."""
+        """`flink run --detached -py <job_file> … <job_args>`; returns the job id."""
+        return self._submit(["-py", str(job_file)], job_file.name, job_args, savepoint=savepoint, timeout_s=timeout_s)
+
+    def submit_module(self, module: str, job_args: Sequence[str], *, savepoint: str | None = None, timeout_s: float = 180.0) -> str:
+        """`flink run --detached -pym <module> … <job_args>`: what the Kubernetes operator's
+        PythonDriver runs for a FlinkDeployment's `-pym` (the module from the project root)."""
+        return self._submit(["-pym", module], module, job_args, savepoint=savepoint, timeout_s=timeout_s)
+
+    def _submit(self, entry: list[str], name: str, job_args: Sequence[str], *, savepoint: str | None, timeout_s: float) -> str:
         argv = [str(flink_home() / "bin" / "flink"), "run", "--detached"]
         if savepoint:
             argv += ["--fromSavepoint", savepoint]
-        argv += ["-py", str(job_file), "-pyexec", sys.executable, "-pyclientexec", sys.executable, *job_args]
+        argv += [*entry, "-pyexec", sys.executable, "-pyclientexec", sys.executable, *job_args]
         result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout_s, env={**os.environ, **self.environment()}, cwd=PROJECT_ROOT)
         for line in result.stdout.splitlines():
             if "JobID" in line:
                 return line.rsplit(" ", 1)[1].strip()
-        raise InfraError(f"flink run {job_file.name} failed (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        raise InfraError(f"flink run {name} failed (exit {result.returncode}):\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
 
 
 def _yaml_value(value: Any) -> str:

@@ -59,7 +59,7 @@ def _embedded_python_path() -> str:
     return os.pathsep.join(entries)
 
 
-def _restart_strategy(config: FlinkConfig) -> dict[str, str]:
+def restart_strategy_settings(config: FlinkConfig) -> dict[str, str]:
     """Always bounded. Exponential delay rides out an outage of minutes (an AWS endpoint, a broker)
     with few attempts; fixed delay keeps local runs and tests quick to give up."""
     if config.restart_attempts <= 0:
@@ -133,7 +133,7 @@ def flink_configuration(config: FlinkConfig, *, extra: dict[str, str] | None = N
         "execution.checkpointing.dir": config.checkpoint_dir,
         "execution.checkpointing.externalized-checkpoint-retention": "RETAIN_ON_CANCELLATION",
         "state.backend.type": config.state_backend,
-        **_restart_strategy(config),
+        **restart_strategy_settings(config),
         # Python operators hand on their output per bundle; the default bundle time (1 s) alone
         # would eat the 1 s ingest→alert budget. Small bundles cost little in thread mode.
         "python.fn-execution.bundle.time": str(config.python_bundle_time_ms),

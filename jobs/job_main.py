@@ -11,9 +11,18 @@ from collections.abc import Callable
 from typing import Any
 
 from fleet.config import PlatformConfig, load_config
+from fleet.config.log_setup import add_logging_arguments, configure_logging
 
 START_HELP = "committed | earliest | latest | timestamp=ISO | offsets=p:o,..."
 STOP_HELP = "omit to run forever; latest | timestamp=ISO | offsets=p:o,... for a bounded run"
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """--profile, --set and the logging flags of a `flink run` entry: the same as `telemetry`'s
+    (fleet.cli.add_common_arguments, a layer above the jobs), so a manifest's args read alike."""
+    parser.add_argument("--profile", default="local", help="profile name (local, production) or a .toml path (on Kubernetes: /etc/fleet/profile.toml)")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override one config value")
+    add_logging_arguments(parser)
 
 
 def add_position_arguments(parser: argparse.ArgumentParser) -> None:
@@ -42,10 +51,10 @@ def execute_job(
 
 def job_main(argv: list[str] | None, *, name: str, description: str, make_config: Callable[..., Any], build: Callable[[Any, Any], Any]) -> int:
     parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--profile", default="local")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    add_config_arguments(parser)
     add_position_arguments(parser)
     args = parser.parse_args(argv)
+    configure_logging(args.log_level, json=args.log_json)
     execute_job(load_config(args.profile, args.set), name=name, make_config=make_config, build=build, start=args.start, stop=args.stop,
                 restore_from=args.restore)
     return 0

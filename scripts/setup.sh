@@ -68,3 +68,13 @@ fi
 
 # --- 3. JVM jars from connectors/jvm/pom.xml + our fleet-flink jar (cached per pom and source content)
 "$VENV/bin/telemetry" jars fetch
+
+# --- 4. kustomize for deploy/flink-k8s (`telemetry deploy`, the manifest tests) ------------------
+# Built from the Go module proxy into the venv's bin/ (fleet/deploy/kustomize.py looks there first);
+# the version is fleet/deploy/kustomize.py's KUSTOMIZE_VERSION (a test checks they agree).
+KUSTOMIZE_VERSION=v5.8.2
+if [ "$("$VENV/bin/kustomize" version 2>/dev/null)" != "$KUSTOMIZE_VERSION" ]; then
+  command -v go >/dev/null 2>&1 || { echo "setup: Go (1.22 or newer) is needed to build kustomize $KUSTOMIZE_VERSION" >&2; exit 1; }
+  say "building kustomize $KUSTOMIZE_VERSION (go install: about half a minute the first time)"
+  GOBIN="$(cd "$VENV/bin" && pwd)" go install "sigs.k8s.io/kustomize/kustomize/v5@$KUSTOMIZE_VERSION"
+fi

@@ -245,6 +245,8 @@ def run_bridge_benchmark(
         "msgs_per_cpu_s": round(messages / cpu_s) if cpu_s else None,
         "msgs_per_cpu_s_bridge_thread": round(messages / bridge.thread_cpu_s) if bridge.thread_cpu_s else None,
         "cpu_s_by_thread": by_thread,
+        # The benchmark's process at its peak: the bridge, plus the payloads it published (an upper bound).
+        "peak_rss_mib": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "written_to_kafka": written,
         "receive_maximum": receive_maximum,
         "max_in_flight": max_in_flight,
@@ -264,6 +266,14 @@ def run_bridge_benchmark(
     print(f"CPU seconds by thread: {by_thread}")
     print(f"written to {out}")
     return result
+
+
+def record(result: dict[str, Any]) -> Path:
+    """The run's figures as docs/benchmarks/bridge.json (committed), what `telemetry deploy
+    generate` sizes the bridge Deployment from."""
+    target = Path(__file__).resolve().parents[2] / "docs" / "benchmarks" / "bridge.json"
+    target.write_text(json.dumps({k: v for k, v in result.items() if k != "file"}, indent=2) + "\n")
+    return target
 
 
 def _ensure(folder: Path) -> Path:

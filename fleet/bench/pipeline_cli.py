@@ -57,7 +57,8 @@ def cmd_bench_pipeline(args: argparse.Namespace, config: PlatformConfig) -> int:
     plots = write_plots(outcomes, plot_dir, "pipeline" if markdown else f"pipeline-{result['run_id']}", result["sustained"])
     print(f"\nJSON: {json_path}\nplots: {', '.join(str(p) for p in plots)}")
     if markdown:
-        print(f"markdown: {write_markdown(markdown, result, host, command, plots, json_path)}")
+        committed = commit_json(json_path, plot_dir)
+        print(f"markdown: {write_markdown(markdown, result, host, command, plots, committed)}")
     problems = [p for o in outcomes for p in o.problems] + list((result["sustained"] or {}).get("problems", []))
     problems += list((result["state"] or {}).get("problems", []))
     if problems:
@@ -76,8 +77,18 @@ def _render(json_path: Path, args: argparse.Namespace) -> int:
     result, host, command = load_result(json_path)
     markdown = Path(args.markdown) if args.markdown else PROJECT_ROOT / "BENCHMARKS.md"
     plots = write_plots(result["outcomes"], markdown.parent / "docs" / "benchmarks", "pipeline", result["sustained"])
-    print(f"markdown: {write_markdown(markdown, result, host, command, plots, json_path)}")
+    committed = commit_json(json_path, markdown.parent / "docs" / "benchmarks")
+    print(f"markdown: {write_markdown(markdown, result, host, command, plots, committed)}")
     return ExitCode.OK
+
+
+def commit_json(json_path: Path, folder: Path) -> Path:
+    """The run's JSON beside the plots as pipeline.json: committed with BENCHMARKS.md, it is what
+    `telemetry deploy generate` sizes the Kubernetes deployment from (docs/kubernetes.md)."""
+    target = folder / "pipeline.json"
+    if json_path.resolve() != target.resolve():
+        target.write_text(json_path.read_text())
+    return target
 
 
 def _command_line(args: argparse.Namespace) -> str:

@@ -276,7 +276,7 @@ def write_markdown(path: Path, result: dict[str, Any], host: dict[str, Any], com
     lines += state_markdown(result.get("state"))
     lines += ["## CPU and memory per process", "", process_table(outcomes), "",
               "## Plots", "", *(f"![{p.stem}]({rel(p)})" for p in plots), "",
-              f"Raw figures: `{json_path}` (written by the run; not committed).", "",
+              f"Raw figures: [{rel(json_path)}]({rel(json_path)}) (the run's JSON, committed: `telemetry deploy generate` sizes the Kubernetes deployment from it, docs/kubernetes.md).", "",
               "## How it is measured", "",
               "- Each stage is a process (tree) of its own, started after the preload is complete, draining the whole topic "
               "from offset 0 into output topics of its own; the Flink jobs are bounded (`--stop latest`), the peer stops "

@@ -227,7 +227,11 @@ def cmd_bridge(args: argparse.Namespace) -> int:
 def cmd_bench_bridge(args: argparse.Namespace) -> int:
     from fleet.bench.bridge import run_bridge_benchmark
 
-    run_bridge_benchmark(_config(args), messages=args.messages, vehicles=args.vehicles)
+    result = run_bridge_benchmark(_config(args), messages=args.messages, vehicles=args.vehicles)
+    if args.record:
+        from fleet.bench.bridge import record
+
+        print(f"recorded: {record(result)}")
     return ExitCode.OK
 
 
@@ -357,6 +361,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench_bridge = add(bench_cmd, "bridge", cmd_bench_bridge, "MQTT→Kafka bridge throughput (msgs/s, msgs per CPU-second)")
     bench_bridge.add_argument("--messages", type=int, default=100_000, help="MQTT messages to publish (default: 100000)")
     bench_bridge.add_argument("--vehicles", type=int, default=5_000, help="simulated vehicles (default: 5000)")
+    bench_bridge.add_argument("--record", action="store_true",
+                              help="also write docs/benchmarks/bridge.json, the figure the Kubernetes bridges are sized from (docs/kubernetes.md)")
     bench_sim = add(bench_cmd, "sim", cmd_bench_sim, "simulator CPU per 1K vehicles producing at 1 Hz into Kafka")
     bench_sim.add_argument("--vehicles", type=int, default=50_000, help="simulated vehicles (default: 50000)")
     bench_sim.add_argument("--seconds", type=float, default=30, help="how long to measure (default: 30)")
@@ -393,6 +399,10 @@ def build_parser() -> argparse.ArgumentParser:
     add_backfill_parser(commands)
     add_faults_parsers(commands, add, _config)
     add_lake_parser(commands, add, _config)
+
+    from fleet.cli.deploy import add_parser as add_deploy_parser
+
+    add_deploy_parser(commands)
 
     from fleet.cli.map import add_parser as add_map_parser
 

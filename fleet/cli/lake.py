@@ -30,7 +30,7 @@ def _bar(total: int | None, desc: str):
     return tqdm(total=total, desc=desc, unit="hour" if desc == "silver" else "step", file=sys.stderr, disable=None, leave=False)
 
 
-def _time_ms(text: str, flag: str) -> int:
+def parse_time_ms(text: str, flag: str) -> int:
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
@@ -58,7 +58,7 @@ def cmd_silver(args: argparse.Namespace, config: PlatformConfig) -> int:
     _, complete_from_ms = oldest_kept(int(time.time() * 1000), config.lake.bronze_retention_days)
     if args.hour:
         try:
-            results = [silver.rebuild(paths, _time_ms(args.hour, "--hour"), complete_from_ms=complete_from_ms)]
+            results = [silver.rebuild(paths, parse_time_ms(args.hour, "--hour"), complete_from_ms=complete_from_ms)]
         except ValueError as exc:
             print(f"telemetry lake silver: {exc}", file=sys.stderr)
             return ExitCode.USAGE
@@ -176,7 +176,7 @@ def cmd_retention(args: argparse.Namespace, config: PlatformConfig) -> int:
     from lake import retention
 
     policy = retention.RetentionPolicy.from_config(config)
-    now_ms = _time_ms(args.now, "--now") if args.now else int(time.time() * 1000)
+    now_ms = parse_time_ms(args.now, "--now") if args.now else int(time.time() * 1000)
     with _stores(config, not args.lake_only) as (hot_store, _), _bar(5, "retention") as bar:
         removals = retention.apply(_tables(config), policy, now_ms=now_ms, hot_store=hot_store, dry_run=args.dry_run,
                                    progress=lambda _: bar.update())
@@ -199,8 +199,8 @@ def cmd_erase(args: argparse.Namespace, config: PlatformConfig) -> int:
     try:
         subject = ErasureSubject(
             trip_id=args.trip, vehicle_id=args.vehicle,
-            since_ms=_time_ms(args.since, "--since") if args.since else None,
-            until_ms=_time_ms(args.until, "--until") if args.until else None,
+            since_ms=parse_time_ms(args.since, "--since") if args.since else None,
+            until_ms=parse_time_ms(args.until, "--until") if args.until else None,
         )
     except ValueError as exc:
         print(f"telemetry lake erase: {exc}", file=sys.stderr)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from connectors.kafka_offsets import OffsetProbe, UnknownTopic
 from fleet.config import ConfigError, PlatformConfig, load_config
+from fleet.config.log_setup import configure_logging
 from jobs.backfill.ranges import (
     BackfillError,
     RangeRequest,
@@ -53,6 +54,7 @@ from jobs.backfill.runs import (
     run_id_of,
     write_manifest,
 )
+from jobs.job_main import add_config_arguments
 from udfs.telemetry_schema import format_timestamp_ms
 
 if TYPE_CHECKING:  # the CLI imports this module for its arguments; pyflink loads only to run a job
@@ -373,13 +375,18 @@ def run_backfill(platform: PlatformConfig, request: BackfillRequest, *, out: Out
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description="Replay vehicle-telemetry for a time or offset range into chosen sinks, once.")
-    parser.add_argument("--profile", default="local")
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    add_config_arguments(parser)
     add_arguments(parser)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv[1:] if argv[:1] == ["--"] else argv)
+    configure_logging(args.log_level, json=args.log_json)
     try:
         return run_backfill(load_config(args.profile, args.set), request_from_args(args))
     except (BackfillError, ConfigError) as exc:

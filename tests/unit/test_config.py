@@ -84,15 +84,15 @@ def test_config_is_frozen():
 
 
 def test_restart_strategy_is_always_bounded_and_production_backs_off_exponentially():
-    from jobs.flink_env import _restart_strategy
+    from jobs.flink_env import restart_strategy_settings
 
-    production = _restart_strategy(load_config("production", environ={}).flink)
+    production = restart_strategy_settings(load_config("production", environ={}).flink)
     assert production["restart-strategy.type"] == "exponential-delay"
     assert production["restart-strategy.exponential-delay.attempts-before-reset-backoff"] == "10"
     assert production["restart-strategy.exponential-delay.max-backoff"] == "120000 ms"
-    local = _restart_strategy(load_config("local", environ={}).flink)
+    local = restart_strategy_settings(load_config("local", environ={}).flink)
     assert local == {"restart-strategy.type": "fixed-delay", "restart-strategy.fixed-delay.attempts": "3",
                      "restart-strategy.fixed-delay.delay": "1000 ms"}
-    assert _restart_strategy(load_config("local", ["flink.restart_attempts=0"], environ={}).flink) == {"restart-strategy.type": "none"}
+    assert restart_strategy_settings(load_config("local", ["flink.restart_attempts=0"], environ={}).flink) == {"restart-strategy.type": "none"}
     with pytest.raises(ConfigError, match="restart_strategy"):
         load_config("local", ["flink.restart_strategy=forever"], environ={})
