@@ -5,6 +5,8 @@ print the sizing, make a GDPR erasure Job (docs/kubernetes.md). The work is in f
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import sys
 import tempfile
@@ -83,22 +85,24 @@ def cmd_sizing(args: argparse.Namespace) -> int:
     return ExitCode.OK
 
 
+def _parse(parser: argparse.ArgumentParser, args: list[str], what: str) -> argparse.Namespace:
+    """`args` as `parser` takes them, its complaint (argparse prints it and exits) as a DeployError."""
+    errors = io.StringIO()
+    try:
+        with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
+            return parser.parse_args(args)
+    except SystemExit:
+        reason = (errors.getvalue().strip().splitlines() or ["refused"])[-1]
+        raise DeployError(f"`{what} {' '.join(args)}` would be refused: {reason}") from None
+
+
 def check_erase_args(container_args: list[str]) -> None:
     """The container's `telemetry …` arguments as `telemetry` itself parses them, and its times."""
-    import contextlib
-    import io
-
     from fleet.cli.app import build_parser
     from fleet.cli.lake import parse_time_ms
     from fleet.config import ConfigError
 
-    errors = io.StringIO()
-    try:
-        with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
-            parsed = build_parser().parse_args(container_args)
-    except SystemExit:
-        reason = (errors.getvalue().strip().splitlines() or ["refused"])[-1]
-        raise DeployError(f"`telemetry {' '.join(container_args)}` would be refused: {reason}") from None
+    parsed = _parse(build_parser(), container_args, "telemetry")
     try:
         for flag in ("since", "until"):
             if getattr(parsed, flag, None):
@@ -124,22 +128,14 @@ def cmd_erasure_job(args: argparse.Namespace) -> int:
 
 def check_backfill_args(job_args: list[str]) -> None:
     """The FlinkDeployment's job arguments as jobs/backfill/job.py parses them, and its range."""
-    import contextlib
-    import io
-
     from fleet.config import ConfigError
     from jobs.backfill.job import build_parser, request_from_args
     from jobs.backfill.ranges import BackfillError
 
-    errors = io.StringIO()
+    parsed = _parse(build_parser(), job_args, "jobs.backfill.job")
     try:
-        with contextlib.redirect_stderr(errors), contextlib.redirect_stdout(io.StringIO()):
-            parsed = build_parser().parse_args(job_args)
         request_from_args(parsed)
-    except SystemExit:
-        reason = (errors.getvalue().strip().splitlines() or ["refused"])[-1]
-        raise DeployError(f"jobs.backfill.job {' '.join(job_args)}: {reason}") from None
-    except (BackfillError, ConfigError, ValueError) as error:
+    except (BackfillError, ConfigError) as error:
         raise DeployError(f"jobs.backfill.job {' '.join(job_args)}: {error}") from None
 
 
