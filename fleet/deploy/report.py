@@ -52,7 +52,7 @@ def sizing_rows(sized: dict[str, Sizing]) -> list[tuple[str, ...]]:
         for kind, job in (("pipeline", s.pipeline), ("alerts", s.alerts)):
             rows.append((name, f"{t.events_per_s:,}", kind, str(job.parallelism), f"{job.taskmanagers} × {job.slots} slot",
                          f"{job.taskmanager_cpu:g}", f"{job.taskmanager_memory_mib}m", f"{job.jobmanager_cpu:g} / {job.jobmanager_memory_mib}m",
-                         f"{job.state_mib:,.0f} MiB"))
+                         f"{job.state_mib:,.0f} MiB", f"{job.state_mib / job.parallelism:,.1f} MiB"))
     return rows
 
 
@@ -65,7 +65,8 @@ def section_lines(inputs: Inputs, sized: dict[str, Sizing]) -> list[str]:
               "multiple of every parallelism of the topic group (50K and 100K share one, so scaling changes no topic), at least "
               "vehicles ÷ vehicles per partition; `pipeline.max-parallelism` (key groups, fixed for the life of the savepoints) = the "
               "power of two ≥ the largest parallelism of any target, the 1M plan included.", "",
-              markdown_table(["target", "peak events/s", "job", "parallelism", "TaskManagers", "TM CPU", "TM memory", "JM CPU / memory", "state"],
+              markdown_table(["target", "peak events/s", "job", "parallelism", "TaskManagers", "TM CPU", "TM memory", "JM CPU / memory", "state (whole job)",
+                              "full checkpoint per TaskManager"],
                              sizing_rows(sized)), ""]
     rows = [(name, f"{s.partitions}", f"{s.max_parallelism}", f"{s.bridge.replicas} × {s.bridge.cpu:g} CPU, {s.bridge.memory_mib}Mi",
              f"{s.pipeline.taskmanagers * s.pipeline.taskmanager_cpu + s.alerts.taskmanagers * s.alerts.taskmanager_cpu + s.bridge.replicas * s.bridge.cpu:,.2f}",
