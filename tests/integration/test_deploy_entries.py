@@ -137,6 +137,22 @@ def test_the_local_overlays_workloads_start_with_their_manifest_arguments(object
         out, _ = process.communicate(timeout=60)
     assert process.returncode == 0, out
 
+    # A backfill FlinkDeployment made by `telemetry deploy backfill`: its module with its arguments
+    # (what PythonDriver runs as `python -m`), as a dry run: the range resolved against the topic.
+    from fleet.cli.deploy import check_backfill_args
+    from fleet.deploy.backfill import backfill_deployment
+
+    backfill = backfill_deployment(objects, ["--from", "2026-12-01T10:00:00Z", "--to", "2026-12-01T11:00:00Z", "--sinks", "store"],
+                                   check_args=check_backfill_args)["spec"]["job"]["args"]
+    assert backfill[:2] == ["-pym", "jobs.backfill.job"]
+    run_dir = backfill.index("--set") + 1
+    assert backfill[run_dir].startswith("infra.run_dir=")
+    backfill[run_dir] = f"infra.run_dir={tmp_path / 'backfill-runs'}"
+    done = subprocess.run([sys.executable, "-m", backfill[1], *[str(profile) if a == PROFILE_MOUNT else a for a in backfill[2:]], "--dry-run"],
+                          capture_output=True, text=True, timeout=120, cwd=Path(__file__).resolve().parents[2],
+                          env={**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"})
+    assert done.returncode == 0 and "backfill" in done.stdout, done.stdout + done.stderr
+
     # The lake CronJobs on an empty lake, and the erasure template with a subject, as a dry run.
     cronjobs = _by(objects, "CronJob")
     for name in ("lake-silver", "lake-gold", "lake-retention", "lake-erase"):
