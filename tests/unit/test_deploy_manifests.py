@@ -263,3 +263,22 @@ def test_a_backfill_deployment_validates_and_a_bad_range_is_refused(rendered):
     with pytest.raises(DeployError):
         backfill_deployment(rendered["production"], ["--from", "2026-12-01T11:00:00Z", "--to", "2026-12-01T10:00:00Z"],
                             check_args=check_backfill_args)
+
+
+def test_the_local_overlays_servers_are_the_versions_the_suite_runs(rendered):
+    import importlib.metadata
+    import re
+    import shutil
+    import subprocess
+
+    images = {c["name"]: c["image"] for o in objects_of(rendered["local"], "Deployment").values()
+              for c in o["spec"]["template"]["spec"]["containers"]}
+    pom = (ROOT / "connectors" / "jvm" / "pom.xml").read_text()
+    assert images["kafka"] == "apache/kafka:" + re.search(r"<kafka.version>([^<]+)</kafka.version>", pom).group(1)
+    # moto is not pinned (moto>=5): the image is the version the suite ran when it was written, and
+    # must stay on the same major version as the one installed now.
+    assert images["moto"].startswith("motoserver/moto:")
+    assert images["moto"].split(":")[1].split(".")[0] == importlib.metadata.version("moto").split(".")[0]
+    mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+    version = re.search(r"mosquitto version (\S+)", subprocess.run([mosquitto, "-h"], capture_output=True, text=True).stdout).group(1)
+    assert images["mosquitto"] == f"eclipse-mosquitto:{version}"
