@@ -1,7 +1,7 @@
 """Every rendered object against its published schema, strictly (an unknown field is an error, as
 `kubectl apply --validate=strict` makes it): core kinds against the Kubernetes OpenAPI schemas
 (kubernetes-validate's bundled copies), FlinkDeployments against the Flink Kubernetes operator's
-CRD (../shared/k8s/crds/ in this workspace, operator 1.16; deploy/flink-k8s/crds/ in the repo)."""
+CRD as published (operator 1.16; the unchanged copy in deploy/flink-k8s/crds/, see its README)."""
 
 from __future__ import annotations
 
