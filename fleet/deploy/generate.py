@@ -93,7 +93,7 @@ JOB_MODULES = {"telemetry-pipeline": "jobs.telemetry_pipeline", "anomaly-detecti
 
 
 def flink_configuration(config: PlatformConfig, settings: OverlaySettings, name: str, sizing: Sizing) -> dict[str, str]:
-    from jobs.flink_env import restart_strategy_settings
+    from jobs.flink_env import restart_strategy_settings, s3_settings
 
     flink = config.flink
     state = settings.flink_state_uri
@@ -108,6 +108,11 @@ def flink_configuration(config: PlatformConfig, settings: OverlaySettings, name:
         "high-availability.storageDir": f"{state}/ha/{name}",
         "metrics.reporter.prom.port": str(flink.prometheus_port),
         **restart_strategy_settings(flink),
+        # Flink's S3 filesystem is set up once per process from the cluster's configuration (HA,
+        # checkpoints, savepoints), never from a job's: an S3 endpoint of the profile (moto, MinIO)
+        # must be here. "" (AWS) adds nothing: the plugin's default credential chain applies.
+        **s3_settings(flink.s3_endpoint, settings.environment),
+        **settings.flink_configuration,
     }
 
 
@@ -147,7 +152,22 @@ def patches_text(config: PlatformConfig, settings: OverlaySettings, sizing: Sizi
     return f"# {header}\n" + "".join("---\n" + yaml.safe_dump(doc, sort_keys=False, width=120) for doc in docs)
 
 
-def kustomization_text(settings: OverlaySettings) -> str:
+# Jobs are immutable once created: each gets a name of its inputs (profile, image), so an apply
+# with a new profile or image creates the Job anew (the old one's TTL removes it) instead of failing.
+RENAMED_JOBS = ("kafka-topics", "local-aws-resources")
+
+
+def job_suffix(settings: OverlaySettings, profile: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(f"{settings.image}:{settings.tag}\n{profile}".encode()).hexdigest()[:10]
+
+
+def kustomization_text(settings: OverlaySettings, profile: str) -> str:
+    suffix = job_suffix(settings, profile)
+    renames = [{"target": {"kind": "Job", "name": job},
+                "patch": yaml.safe_dump([{"op": "replace", "path": "/metadata/name", "value": f"{job}-{suffix}"}], sort_keys=False)}
+               for job in RENAMED_JOBS if job != "local-aws-resources" or "servers.yaml" in settings.extra_resources]
     doc = {
         "apiVersion": "kustomize.config.k8s.io/v1beta1", "kind": "Kustomization",
         "namespace": NAMESPACE,
@@ -157,7 +177,7 @@ def kustomization_text(settings: OverlaySettings) -> str:
             {"name": "fleet-profile", "files": ["profile.toml"]},
             {"name": "fleet-environment", "envs": ["environment.env"]},
         ],
-        "patches": [{"path": "generated.yaml"}],
+        "patches": [{"path": "generated.yaml"}, *renames],
     }
     return f"# {HEADER.format(sources=f'overlays/{settings.name}/settings.toml')}\n" + yaml.safe_dump(doc, sort_keys=False, width=120)
 
@@ -169,7 +189,7 @@ def overlay_files(settings: OverlaySettings, sizing: Sizing, scratch: Path) -> d
         settings.folder / "profile.toml": profile,
         settings.folder / "environment.env": environment_text(settings),
         settings.folder / "generated.yaml": patches_text(config, settings, sizing),
-        settings.folder / "kustomization.yaml": kustomization_text(settings),
+        settings.folder / "kustomization.yaml": kustomization_text(settings, profile),
     }
 
 

@@ -30,10 +30,11 @@ class OverlaySettings:
     extra_resources: tuple[str, ...] = ()
     overrides: dict[str, Any] = field(default_factory=dict)    # [set]: dotted profile keys
     environment: dict[str, str] = field(default_factory=dict)
+    flink_configuration: dict[str, str] = field(default_factory=dict)   # extra keys for both jobs' clusters
 
 
 _REQUIRED = ("profile", "sizing", "image", "tag", "mqtt_address", "flink_state_uri")
-_OPTIONAL = ("mqtt_password_secret", "extra_resources", "set", "environment")
+_OPTIONAL = ("mqtt_password_secret", "extra_resources", "set", "environment", "flink_configuration")
 
 
 def overlay_names(overlays_dir: Path = OVERLAYS_DIR) -> list[str]:
@@ -60,11 +61,13 @@ def load_overlay(name: str, overlays_dir: Path = OVERLAYS_DIR) -> OverlaySetting
     if not host or not port.isdigit():
         raise DeployError(f"{path}: mqtt_address must be HOST:PORT, not {raw['mqtt_address']!r}")
     environment = raw.get("environment", {})
-    if not all(isinstance(v, str) for v in environment.values()):
-        raise DeployError(f"{path}: [environment] values must be strings")
+    flink_configuration = raw.get("flink_configuration", {})
+    for table, values in (("environment", environment), ("flink_configuration", flink_configuration)):
+        if not all(isinstance(v, str) for v in values.values()):
+            raise DeployError(f"{path}: [{table}] values must be strings")
     return OverlaySettings(
         name=name, folder=folder, profile=raw["profile"], sizing=raw["sizing"], image=raw["image"], tag=raw["tag"],
         mqtt_address=raw["mqtt_address"], flink_state_uri=raw["flink_state_uri"].rstrip("/"),
         mqtt_password_secret=raw.get("mqtt_password_secret", ""), extra_resources=tuple(raw.get("extra_resources", ())),
-        overrides=dict(raw.get("set", {})), environment=dict(environment),
+        overrides=dict(raw.get("set", {})), environment=dict(environment), flink_configuration=dict(flink_configuration),
     )

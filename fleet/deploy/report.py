@@ -64,7 +64,8 @@ def section_lines(inputs: Inputs, sized: dict[str, Sizing]) -> list[str]:
               "memory = (JobManager + Python driver RSS) × margin; bridges = ⌈peak × headroom ÷ one bridge's rate⌉; partitions = a "
               "multiple of every parallelism of the topic group (50K and 100K share one, so scaling changes no topic), at least "
               "vehicles ÷ vehicles per partition; `pipeline.max-parallelism` (key groups, fixed for the life of the savepoints) = the "
-              "power of two ≥ the largest parallelism of any target, the 1M plan included.", "",
+              "fewest, a power of two ≥ 128, with which no subtask at any target's parallelism, the 1M plan's included, holds more "
+              f"than {inputs.policy.key_group_skew:.1%} above the mean of the keyed load (a subtask holds ⌈K/p⌉ or ⌊K/p⌋ of K key groups).", "",
               markdown_table(["target", "peak events/s", "job", "parallelism", "TaskManagers", "TM CPU", "TM memory", "JM CPU / memory", "state (whole job)",
                               "full checkpoint per TaskManager"],
                              sizing_rows(sized)), ""]
@@ -73,7 +74,7 @@ def section_lines(inputs: Inputs, sized: dict[str, Sizing]) -> list[str]:
              f"{s.broker_cores:,.2f}", f"{s.broker_mib_per_s:,.1f}")
             for name, s in sized.items()]
     lines += [markdown_table(["target", "partitions (telemetry, enriched)", "max parallelism", "bridges", "cores requested (TMs + bridges)",
-                              "broker cores, one replica", "broker MiB/s in+out, one replica"], rows), ""]
+                              "broker cores, one replica", "produced MiB/s (telemetry + enriched at the payload's size), one replica"], rows), ""]
     lines.append(END)
     return lines
 

@@ -23,6 +23,7 @@ class SizingPolicy:
     vehicles_per_partition: int
     min_bridges: int
     jobmanager_cpu: float
+    key_group_skew: float           # most extra keyed load a subtask may get from uneven key groups
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class Sizing:
     partitions: int                 # vehicle-telemetry and telemetry-enriched
     max_parallelism: int
     broker_cores: float             # one replica's work; replication multiplies it
-    broker_mib_per_s: float         # telemetry in + enriched out, one replica
+    broker_mib_per_s: float         # produced: telemetry + enriched at the payload's size, one replica
 
 
 def round_up(value: float, step: float) -> float:
@@ -141,15 +142,19 @@ def partitions(group: list[tuple[Target, JobSize, JobSize]], policy: SizingPolic
     return step * max(1, math.ceil(least / step))
 
 
-def max_parallelism(largest_parallelism: int) -> int:
-    """Flink's key groups, fixed for the life of a job's savepoints: a power of two (Flink's own
-    choice for a default), at least 128, and room for the largest target's parallelism."""
-    return max(128, 1 << math.ceil(math.log2(max(1, largest_parallelism))))
+def max_parallelism(parallelisms: list[int], skew: float) -> int:
+    """Flink's key groups, fixed for the life of a job's savepoints: the fewest — a power of two
+    (Flink's own choice for a default), at least 128 — with which no subtask at any of these
+    parallelisms holds more than `skew` above the mean (a subtask holds ⌈K/p⌉ or ⌊K/p⌋ of K)."""
+    keys = 128
+    while any(math.ceil(keys / p) / (keys / p) - 1 > skew + 1e-12 for p in parallelisms):
+        keys *= 2
+    return keys
 
 
 def size_all(figures: Figures, policy: SizingPolicy, targets: list[Target]) -> dict[str, Sizing]:
     jobs = {t.name: (t, size_job(figures.pipeline, policy, t), size_job(figures.alerts, policy, t)) for t in targets}
-    keys = max_parallelism(max(max(p.parallelism, a.parallelism) for _, p, a in jobs.values()))
+    keys = max_parallelism([size.parallelism for _, p, a in jobs.values() for size in (p, a)], policy.key_group_skew)
     sized = {}
     for name, (target, pipeline, alerts) in jobs.items():
         group = [member for member in jobs.values() if member[0].topic_group == target.topic_group]

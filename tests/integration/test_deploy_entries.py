@@ -82,7 +82,8 @@ def test_the_local_overlays_workloads_start_with_their_manifest_arguments(object
     config = load_config(profile, environ={})
 
     # The topics Job, then the stores the local-aws-resources Job makes on moto.
-    topics = _container(_by(objects, "Job")["kafka-topics"]["spec"]["template"]["spec"])
+    [topics_job] = [job for name, job in _by(objects, "Job").items() if name.startswith("kafka-topics-")]
+    topics = _container(topics_job["spec"]["template"]["spec"])
     done = _telemetry(topics["args"], profile)
     assert done.returncode == 0, done.stdout + done.stderr
     existing = admin_client(kafka_bootstrap).list_topics(timeout=10).topics

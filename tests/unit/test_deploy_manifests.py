@@ -183,8 +183,10 @@ def test_the_bridge_runs_in_one_share_group_with_probes_metrics_and_a_disruption
     assert bridge["spec"]["replicas"] >= 2
     port = int(args[args.index("--metrics-port") + 1])
     assert {"name": "metrics", "containerPort": port} in container["ports"] and pod["metadata"]["annotations"]["prometheus.io/port"] == str(port)
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for probe in ("startupProbe", "readinessProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "metrics"}
+    # Liveness is the process serving at all: an MQTT or Kafka outage must not restart every bridge.
+    assert container["livenessProbe"]["httpGet"] == {"path": "/metrics", "port": "metrics"}
     [budget] = objects_of(objects, "PodDisruptionBudget").values()
     assert budget["spec"]["selector"]["matchLabels"].items() <= pod["metadata"]["labels"].items()
     assert budget["spec"]["maxUnavailable"] == 1
@@ -192,6 +194,31 @@ def test_the_bridge_runs_in_one_share_group_with_probes_metrics_and_a_disruption
     secret = load_overlay(overlay).mqtt_password_secret
     assert password == ([{"name": "TELEMETRY_BRIDGE_PASSWORD", "valueFrom": {"secretKeyRef": {"name": secret, "key": "password"}}}] if secret else [])
     assert config.kafka.topic("telemetry").name  # the profile the bridge reads loads
+
+
+def test_jobs_are_named_after_their_profile_and_image_so_a_new_render_makes_a_new_job(rendered):
+    from fleet.deploy.generate import job_suffix
+
+    for overlay, objects in rendered.items():
+        settings = load_overlay(overlay)
+        suffix = job_suffix(settings, (settings.folder / "profile.toml").read_text())
+        names = set(objects_of(objects, "Job"))
+        assert f"kafka-topics-{suffix}" in names
+        assert (f"local-aws-resources-{suffix}" in names) == (overlay == "local")
+    # Another tag, another name: `kubectl apply` creates the Job instead of failing on an immutable template.
+    other = load_overlay("production")
+    from dataclasses import replace
+
+    assert job_suffix(replace(other, tag="0.1.1"), "p") != job_suffix(other, "p")
+
+
+def test_the_local_flink_clusters_get_the_profiles_s3_endpoint_and_production_none(rendered, tmp_path):
+    for overlay, objects in rendered.items():
+        config = profile_of(objects, tmp_path, overlay)
+        for deployment in objects_of(objects, "FlinkDeployment").values():
+            conf = deployment["spec"]["flinkConfiguration"]
+            assert conf.get("s3.endpoint", "") == config.flink.s3_endpoint
+            assert ("s3.access-key" in conf) == bool(config.flink.s3_endpoint)
 
 
 def test_lake_cronjobs_are_scheduled_and_the_erasure_template_never_runs(rendered):

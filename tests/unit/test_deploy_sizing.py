@@ -59,9 +59,11 @@ def expected_partitions(target_name: str) -> int:
 
 
 def expected_key_groups() -> int:
-    largest = max(expected_job(kind, t)["parallelism"] for t in SIZING["targets"].values() for kind in ("pipeline", "alerts"))
+    """The fewest key groups (a power of two, at least 128) with which no subtask of any target gets
+    more than key_group_skew above the mean: a subtask holds at most ⌈K/p⌉ of K key groups."""
+    parallelisms = [expected_job(kind, t)["parallelism"] for t in SIZING["targets"].values() for kind in ("pipeline", "alerts")]
     power = 128
-    while power < largest:
+    while any(math.ceil(power / p) / (power / p) - 1 > POLICY["key_group_skew"] for p in parallelisms):
         power *= 2
     return power
 
@@ -112,16 +114,31 @@ def test_scaling_50k_to_100k_changes_no_topic_and_keeps_the_key_groups():
     assert partitions(production) == partitions(larger)
     assert key_groups(production) == key_groups(larger)
     pipelines = [next(o for o in objs if o["metadata"]["name"] == "telemetry-pipeline")["spec"]["job"]["parallelism"] for objs in (production, larger)]
-    assert pipelines[1] >= 2 * pipelines[0] - 1   # twice the fleet, about twice the TaskManagers
+    assert pipelines == [expected_job("pipeline", SIZING["targets"][name])["parallelism"] for name in ("production", "production-100k")]
 
 
-def test_the_1m_plan_in_the_docs_is_the_recomputed_one():
-    plan = SIZING["targets"]["plan-1m"]
+def expected_state_mib(kind: str, vehicles: int) -> float:
+    """The job's whole state at `vehicles`: the idle checkpoint's bytes per vehicle, the pipeline's
+    with every dedup time it would keep at the full horizon (the bench's 10.5 B per kept time)."""
+    state = PIPELINE["state"]
+    measured = state["jobs"][kind]["checkpoints"]["idle"]["latest"]["state_bytes"]
+    if kind == "pipeline":
+        horizon = tomllib.loads((ROOT / "fleet" / "config" / "profiles" / "production.toml").read_text())["pipeline"]["dedup_recent_events"]
+        measured += state["vehicles"] * (horizon - state["events_per_vehicle"]) * 10.5
+    return vehicles * measured / state["vehicles"] / 2**20
+
+
+def test_every_target_in_the_docs_is_the_recomputed_one():
     doc = (ROOT / "docs" / "kubernetes.md").read_text()
-    want = expected_job("pipeline", plan)
-    row = f"| plan-1m | {plan['events_per_s']:,} | pipeline | {want['parallelism']} | {want['parallelism']} × 1 slot |"
-    assert row in doc
-    assert f"| plan-1m | {expected_partitions('plan-1m')} | {expected_key_groups()} |" in doc
+    for name, target in SIZING["targets"].items():
+        for kind in ("pipeline", "alerts"):
+            want = expected_job(kind, target)
+            state = expected_state_mib(kind, target["vehicles"])
+            row = (f"| {name} | {target['events_per_s']:,} | {kind} | {want['parallelism']} | {want['parallelism']} × 1 slot | "
+                   f"{want['tm_cpu']:g} | {want['tm_memory']}m | {POLICY['jobmanager_cpu']:g} / {want['jm_memory']}m | {state:,.0f} MiB | "
+                   f"{state / want['parallelism']:,.1f} MiB |")
+            assert row in doc, row
+        assert f"| {name} | {expected_partitions(name)} | {expected_key_groups()} |" in doc
 
 
 def test_the_measurements_are_those_of_one_committed_run():
