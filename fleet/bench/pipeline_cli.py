@@ -14,8 +14,26 @@ from fleet.config import PlatformConfig
 from infra.flink_cluster import PROJECT_ROOT
 
 
+def plan_from_args(args: argparse.Namespace):
+    """The BenchPlan the flags ask for (ValueError for an impossible one)."""
+    from fleet.bench.pipeline import SMOKE, BenchPlan
+    from fleet.bench.state import ROCKSDB_INCREMENTAL
+
+    plan = SMOKE if args.smoke else BenchPlan()
+    overrides = {k: v for k, v in (("events", args.events), ("vehicles", args.vehicles), ("stage_timeout_s", args.stage_timeout)) if v is not None}
+    if args.stages:
+        overrides["stages"] = tuple(args.stages)
+    if args.no_sustained:
+        overrides["sustained"] = None
+    if args.no_state:
+        overrides["state"] = None
+    elif args.state_backend == "rocksdb" and plan.state is not None:
+        overrides["state"] = replace(plan.state, **ROCKSDB_INCREMENTAL)
+    return replace(plan, **overrides)
+
+
 def cmd_bench_pipeline(args: argparse.Namespace, config: PlatformConfig) -> int:
-    from fleet.bench.pipeline import SMOKE, STAGES, BenchPlan, run_pipeline_benchmark
+    from fleet.bench.pipeline import STAGES, run_pipeline_benchmark
     from fleet.bench.report import (
         format_table,
         machine,
@@ -28,16 +46,8 @@ def cmd_bench_pipeline(args: argparse.Namespace, config: PlatformConfig) -> int:
 
     if args.render:
         return _render(Path(args.render), args)
-    plan = SMOKE if args.smoke else BenchPlan()
-    overrides = {k: v for k, v in (("events", args.events), ("vehicles", args.vehicles), ("stage_timeout_s", args.stage_timeout)) if v is not None}
-    if args.stages:
-        overrides["stages"] = tuple(args.stages)
-    if args.no_sustained:
-        overrides["sustained"] = None
-    if args.no_state:
-        overrides["state"] = None
     try:
-        plan = replace(plan, **overrides)
+        plan = plan_from_args(args)
     except ValueError as exc:
         print(f"bad plan: {exc}; stages: {', '.join(STAGES)}", file=sys.stderr)
         return ExitCode.USAGE
@@ -111,6 +121,8 @@ def _command_line(args: argparse.Namespace) -> str:
         words.append("--no-sustained")
     if args.no_state:
         words.append("--no-state")
+    if args.state_backend != "hashmap":
+        words += ["--state-backend", args.state_backend]
     return " ".join(shlex.quote(w) for w in words)
 
 
@@ -128,4 +140,6 @@ def add_parser(bench_cmd: argparse._SubParsersAction, add: Callable[..., argpars
     sub.add_argument("--render", default=None, metavar="JSON", help="run nothing: write BENCHMARKS.md and the plots from a run's JSON")
     sub.add_argument("--no-sustained", action="store_true", help="skip the open-loop climb and the latency step")
     sub.add_argument("--no-state", action="store_true", help="skip state, checkpoints and TaskManager RSS with 100K vehicles' state")
+    sub.add_argument("--state-backend", choices=("hashmap", "rocksdb"), default="hashmap",
+                     help="the state step's backend: hashmap (default), or rocksdb with incremental checkpoints, as deploy/flink-k8s runs")
     sub.add_argument("--markdown", default=None, help="where to write the report (default: BENCHMARKS.md at the repo root; none with --smoke)")
