@@ -20,7 +20,7 @@ RUNS_MOUNT = "/var/lib/fleet"
 
 def backfill_deployment(objects: Sequence[dict[str, Any]], backfill_args: Sequence[str], *,
                         check_args: Callable[[list[str]], None]) -> dict[str, Any]:
-    [pipeline] = [o for o in objects if o.get("kind") == "FlinkDeployment" and o["metadata"]["name"] == PIPELINE] or [None]
+    pipeline = next((o for o in objects if o.get("kind") == "FlinkDeployment" and o["metadata"]["name"] == PIPELINE), None)
     if pipeline is None:
         raise DeployError(f"the rendered overlay has no FlinkDeployment {PIPELINE!r}")
     args = ["--profile", PROFILE_MOUNT, "--set", f"infra.run_dir={RUNS_MOUNT}", *backfill_args]

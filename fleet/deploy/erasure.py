@@ -18,7 +18,7 @@ def erasure_job(objects: Sequence[dict[str, Any]], subject_args: Sequence[str], 
     """The Job: the template's pod with `subject_args` (`--vehicle N` or `--trip T`, `--since`,
     `--until`, `--dry-run`) appended to its `telemetry … lake erase` arguments. `check_args` gets
     the container's whole argument list and raises DeployError when the command would refuse it."""
-    [template] = [o for o in objects if o.get("kind") == "CronJob" and o["metadata"]["name"] == TEMPLATE] or [None]
+    template = next((o for o in objects if o.get("kind") == "CronJob" and o["metadata"]["name"] == TEMPLATE), None)
     if template is None:
         raise DeployError(f"the rendered overlay has no CronJob {TEMPLATE!r} (deploy/flink-k8s/base/lake-cronjobs.yaml)")
     spec = copy.deepcopy(template["spec"]["jobTemplate"]["spec"])

@@ -45,12 +45,14 @@ def _cpu_s_per_1k(stage: dict[str, Any], role: str) -> float:
 
 def _state_bytes_per_vehicle(state: dict[str, Any], kind: str) -> float:
     """Full state per vehicle as checkpointed while idle; the pipeline's at the full dedup horizon
-    (the bench's own estimate: each missing kept event time adds BYTES_PER_DEDUP_TIME)."""
-    from fleet.bench.state import BYTES_PER_DEDUP_TIME, DEDUP_HORIZON
+    (the bench's own estimate, fleet.bench.state.full_horizon_bytes)."""
+    from fleet.bench.state import full_horizon_bytes
 
-    measured = state["jobs"][kind]["checkpoints"]["idle"]["latest"]["state_bytes"]
-    added = state["vehicles"] * max(0, DEDUP_HORIZON - state["events_per_vehicle"]) * BYTES_PER_DEDUP_TIME if kind == "pipeline" else 0
-    return (measured + added) / state["vehicles"]
+    result = state["jobs"][kind]
+    full = full_horizon_bytes(state, result) if kind == "pipeline" else result["checkpoints"]["idle"]["latest"]["state_bytes"]
+    if full is None:
+        raise DeployError(f"state.jobs.{kind}: no idle checkpoint; rerun `telemetry bench pipeline`")
+    return full / state["vehicles"]
 
 
 def job_figures(data: dict[str, Any], kind: str, path: Path) -> JobFigures:
