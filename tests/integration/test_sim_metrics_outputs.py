@@ -102,6 +102,7 @@ def test_kafka_run_counts_equal_the_topic_and_the_rate_is_the_pace(kafka_bootstr
     assert value(late, "sim_running") == 1
     assert 600 <= value(late, "sim_events_per_second", output="kafka") <= 1_000  # 800/s ± 25 %
     progress = [value(s, "sim_events_published_total", output="kafka") for s in during]
-    assert progress == sorted(progress) and 0 < progress[-1] < 4_000
+    # the first progress line comes mid-run; the last may come as the final batch is flushed
+    assert progress == sorted(progress) and 0 < progress[0] < 4_000 and progress[-1] <= 4_000
     acked = [value(s, "sim_events_acknowledged_total", output="kafka") for s in during]
     assert all(0 <= a <= p for a, p in zip(acked, progress))
