@@ -17,12 +17,9 @@ demo: setup
 
 # Lint and types first (the rules: pyproject.toml [tool.ruff], [tool.mypy]): a lint or type error
 # fails the test command, and CI, in seconds rather than after the suite.
-# Two pytest-xdist workers, each with servers of its own: most of the suite's wall time is waiting on
-# servers, timers and restarts (one run: 12.8 min of CPU in 21 min), so two fill the two cores. Tests
-# sharing a module or package fixture stay on one worker, long poles first (tests/conftest.py).
 test: setup
 	$(MAKE) --no-print-directory lint VENV=$(VENV)
-	$(VENV)/bin/python -m pytest -n 2 --dist loadgroup --no-loadscope-reorder
+	$(VENV)/bin/python -m pytest
 
 lint:
 	$(VENV)/bin/ruff check .

@@ -17,30 +17,6 @@ from infra.manager import LocalInfra
 from infra.moto_server import MotoServer
 from infra.process import free_port
 
-# The longest modules (or packages) of the suite, started first so that, on `make test`'s two
-# workers, no long one starts last and runs alone at the end (their share of one run: fault harness
-# 476 s, live 142 s, smoke bench 118 s, state bench 52 s of 1,251 s).
-LONG_POLES = ("integration/test_fault_harness.py", "integration/live", "integration/test_bench_pipeline.py",
-              "integration/test_bench_state.py")
-
-
-def _group(item: pytest.Item) -> str:
-    """A test's xdist group: its package for tests/integration/live (one `telemetry live` for all, in
-    file order), else its file, so a module-scoped fixture is set up once, on one worker."""
-    path = Path(str(item.path)).relative_to(Path(__file__).parent).as_posix()
-    return "integration/live" if path.startswith("integration/live/") else path
-
-
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist's own hook reads the xdist_group marks
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        group = _group(item)
-        return LONG_POLES.index(group) if group in LONG_POLES else len(LONG_POLES)
-
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_group(item)))
-    items.sort(key=rank)  # stable: the order inside a group, and of the rest, is pytest's
-
 
 def _test_config(run_dir: Path) -> PlatformConfig:
     ports = iter({free_port() for _ in range(8)})
