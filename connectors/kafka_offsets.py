@@ -22,6 +22,10 @@ T = TypeVar("T")
 _SETTLING = {
     KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
 }
+# And a group's coordinator for a while after the broker (re)starts: it loads __consumer_offsets first.
+_COORDINATOR_SETTLING = {
+    KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE,
+}
 
 
 def retry_settling(call: Callable[[], T], timeout_s: float) -> T:
@@ -31,6 +35,10 @@ def retry_settling(call: Callable[[], T], timeout_s: float) -> T:
 
 def _settling(error: BaseException) -> bool:
     return isinstance(error, KafkaException) and error.args[0].code() in _SETTLING
+
+
+def _coordinator_settling(error: BaseException) -> bool:
+    return isinstance(error, KafkaException) and error.args[0].code() in _SETTLING | _COORDINATOR_SETTLING
 
 
 class UnknownTopic(KeyError):
@@ -107,7 +115,8 @@ def committed_offsets(
     bootstrap_servers: str, group_id: str, topic: str, *, timeout_s: float = 30.0,
 ) -> dict[int, int]:
     """What `group_id` has committed on each partition of `topic` (partitions without a commit are
-    left out). Reading this commits nothing and does not join the group."""
+    left out). Reading this commits nothing and does not join the group. Right after a broker
+    start the coordinator is still loading: asked again every 0.2 s for up to `timeout_s`."""
     consumer = Consumer({
         "bootstrap.servers": bootstrap_servers, "group.id": group_id, "enable.auto.commit": False,
     })
@@ -116,7 +125,8 @@ def committed_offsets(
         if topic not in metadata.topics or metadata.topics[topic].error is not None:
             raise UnknownTopic(topic)
         asked = [TopicPartition(topic, p) for p in sorted(metadata.topics[topic].partitions)]
-        committed = consumer.committed(asked, timeout=timeout_s)
+        committed = retry_call(lambda: consumer.committed(asked, timeout=timeout_s), retry_if=_coordinator_settling,
+                               wait=0.2, deadline_s=timeout_s)
         return {tp.partition: tp.offset for tp in committed if tp.offset >= 0}
     finally:
         consumer.close()

@@ -3,11 +3,13 @@
 Expected counts and delays are worked out by hand in the comments, not taken from the helper."""
 
 import random
+from types import SimpleNamespace
 
 import pytest
 from botocore.exceptions import ClientError
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
+from connectors import kafka_offsets
 from connectors.aws_clients import RetryPolicy, call_with_retry
 from connectors.kafka_offsets import retry_settling
 from connectors.retry import exponential, full_jitter, retry_call
@@ -187,3 +189,30 @@ def test_retry_settling_retries_leadership_errors_only():
     with pytest.raises(KafkaException) as raised:
         retry_settling(failing, timeout_s=5.0)
     assert raised.value is other and failing.calls == 1
+
+
+class _LoadingCoordinator:
+    """A Consumer whose group coordinator answers NOT_COORDINATOR, then COORDINATOR_LOAD_IN_PROGRESS
+    (what a broker says for a moment after it restarts), then the group's commits."""
+
+    def __init__(self, config):
+        self.answers = [KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS]
+        self.closed = False
+
+    def list_topics(self, topic, timeout):
+        return SimpleNamespace(topics={topic: SimpleNamespace(error=None, partitions={0: None, 1: None, 2: None})})
+
+    def committed(self, asked, timeout):
+        if self.answers:
+            raise KafkaException(KafkaError(self.answers.pop(0)))
+        return [TopicPartition(tp.topic, tp.partition, {0: 41, 1: -1001, 2: 7}[tp.partition]) for tp in asked]
+
+    def close(self):
+        self.closed = True
+
+
+def test_committed_offsets_waits_out_a_restarted_brokers_coordinator_and_leaves_out_uncommitted(monkeypatch):
+    made: list[_LoadingCoordinator] = []
+    monkeypatch.setattr(kafka_offsets, "Consumer", lambda config: made.append(_LoadingCoordinator(config)) or made[-1])
+    assert kafka_offsets.committed_offsets("127.0.0.1:1", "g", "t", timeout_s=5.0) == {0: 41, 2: 7}
+    assert made[0].answers == [] and made[0].closed
