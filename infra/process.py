@@ -8,6 +8,7 @@ in its command line.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -194,10 +195,43 @@ def port_open(host: str, port: int, timeout_s: float = 0.5) -> bool:
         return False
 
 
+_LOWEST_FREE_PORT = 10_000  # below: the usual ports of servers a developer runs (1883, 8080, 9092, …)
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+_issued_ports: set[int] = set()
+_port_random = random.Random()  # seeded from os.urandom: every process draws its own sequence
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+    """A port nothing listens on now, below the kernel's ephemeral range and never handed out twice
+    by this process. A chosen port is often bound seconds later (a server's config file, a
+    `telemetry live` of its own); one from the ephemeral range, which bind(0) picks from, can
+    meanwhile become the local end of any outgoing connection (Kafka and Flink clients open many)
+    and the server then fails with "Address already in use"."""
+    highest = _ephemeral_low() - 1
+    for _ in range(200 if highest > _LOWEST_FREE_PORT else 0):
+        port = _port_random.randint(_LOWEST_FREE_PORT, highest)
+        if port not in _issued_ports and _bindable(host, port):
+            _issued_ports.add(port)
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:  # no room below the range
         sock.bind((host, 0))
         return sock.getsockname()[1]
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32_768  # Linux's default
+
+
+def _bindable(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
 
 
 def wait_until(

@@ -1,4 +1,6 @@
+import socket
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -40,3 +42,28 @@ def test_wait_until_reports_a_dead_process_with_its_log(tmp_path):
 
 def test_free_port_is_free():
     assert not port_open("127.0.0.1", free_port())
+
+
+def test_free_ports_are_below_the_ephemeral_range_and_never_repeat():
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    ports = [free_port() for _ in range(500)]
+    assert len(set(ports)) == 500
+    assert all(10_000 <= p < ephemeral_low for p in ports), [p for p in ports if not 10_000 <= p < ephemeral_low]
+
+
+def test_free_port_skips_a_port_something_listens_on(monkeypatch):
+    import infra.process as process
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        taken = listener.getsockname()[1]
+        listener.listen()
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            spare = probe.getsockname()[1]  # free again once closed
+        # The draw names the listener's port first, then the spare one.
+        draws = iter([taken, spare])
+        monkeypatch.setattr(process, "_ephemeral_low", lambda: max(taken, spare) + 1)
+        monkeypatch.setattr(process._port_random, "randint", lambda low, high: next(draws))
+        monkeypatch.setattr(process, "_issued_ports", set())
+        assert process.free_port() == spare
