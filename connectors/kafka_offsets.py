@@ -23,7 +23,7 @@ _SETTLING = {
     KafkaError.NOT_LEADER_FOR_PARTITION, KafkaError.LEADER_NOT_AVAILABLE, KafkaError.UNKNOWN_TOPIC_OR_PART,
 }
 # And a group's coordinator for a while after the broker (re)starts: it loads __consumer_offsets first.
-_COORDINATOR_SETTLING = {
+_COORDINATOR_SETTLING = _SETTLING | {
     KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS, KafkaError.COORDINATOR_NOT_AVAILABLE,
 }
 
@@ -33,12 +33,12 @@ def retry_settling(call: Callable[[], T], timeout_s: float) -> T:
     return retry_call(call, retry_if=_settling, wait=0.2, deadline_s=timeout_s)
 
 
-def _settling(error: BaseException) -> bool:
-    return isinstance(error, KafkaException) and error.args[0].code() in _SETTLING
+def _kafka_error_in(codes: set[int]) -> Callable[[BaseException], bool]:
+    return lambda error: isinstance(error, KafkaException) and error.args[0].code() in codes
 
 
-def _coordinator_settling(error: BaseException) -> bool:
-    return isinstance(error, KafkaException) and error.args[0].code() in _SETTLING | _COORDINATOR_SETTLING
+_settling = _kafka_error_in(_SETTLING)
+_coordinator_settling = _kafka_error_in(_COORDINATOR_SETTLING)
 
 
 class UnknownTopic(KeyError):

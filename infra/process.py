@@ -7,6 +7,7 @@ in its command line.
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import shutil
@@ -218,6 +219,7 @@ def free_port(host: str = "127.0.0.1") -> int:
         return sock.getsockname()[1]
 
 
+@functools.cache  # the kernel's setting, read once per process
 def _ephemeral_low() -> int:
     try:
         return int(_EPHEMERAL_RANGE.read_text().split()[0])

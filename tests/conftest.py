@@ -19,15 +19,14 @@ from infra.process import free_port
 
 
 def _test_config(run_dir: Path) -> PlatformConfig:
-    ports = iter({free_port() for _ in range(8)})
     return load_config(
         "local",
         {
             "infra.run_dir": str(run_dir),
-            "infra.kafka_port": str(next(ports)),
-            "infra.kafka_controller_port": str(next(ports)),
-            "infra.mqtt_port": str(next(ports)),
-            "infra.moto_port": str(next(ports)),
+            "infra.kafka_port": str(free_port()),
+            "infra.kafka_controller_port": str(free_port()),
+            "infra.mqtt_port": str(free_port()),
+            "infra.moto_port": str(free_port()),
             "infra.kafka_heap": "768m",
             "flink.checkpoint_interval_ms": "500",
             "flink.restart_attempts": "0",

@@ -38,8 +38,7 @@ def isolated_overrides(run_dir: Path) -> list[str]:
     """--set values for a `telemetry live` of its own: its run folder, every port free."""
     from infra.process import free_port
 
-    ports = iter({free_port() for _ in range(30)})
-    return [f"infra.run_dir={run_dir}", *(f"{key}={next(ports)}" for key in _PORT_KEYS)]
+    return [f"infra.run_dir={run_dir}", *(f"{key}={free_port()}" for key in _PORT_KEYS)]
 
 
 def interrupt(proc: subprocess.Popen, timeout_s: float) -> int | None:

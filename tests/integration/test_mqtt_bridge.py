@@ -369,8 +369,7 @@ def private_kafka(tmp_path: Path):
     from infra.kafka_broker import KafkaBroker
 
     jars.fetch()
-    ports = iter({free_port() for _ in range(4)})
-    broker = KafkaBroker(tmp_path / "kafka-run", "127.0.0.1", next(ports), next(ports), heap="512m")
+    broker = KafkaBroker(tmp_path / "kafka-run", "127.0.0.1", free_port(), free_port(), heap="512m")
     broker.up()
     try:
         yield broker
